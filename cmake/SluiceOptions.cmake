@@ -1,0 +1,22 @@
+# Compiler warnings and sanitizers shared by every sluice target (applied through
+# sluice_compile_options, an INTERFACE library, so third-party code is not affected).
+add_library(sluice_compile_options INTERFACE)
+target_compile_options(sluice_compile_options INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align
+  -Woverloaded-virtual -Wconversion -Wsign-conversion -Wnull-dereference -Wdouble-promotion
+  -Wformat=2 -Wimplicit-fallthrough
+  # Designated initialisers leave fields at their defaults on purpose (KnobSpec, CommandSpec).
+  -Wno-missing-field-initializers)
+if(SLUICE_WERROR)
+  target_compile_options(sluice_compile_options INTERFACE -Werror)
+endif()
+
+if(SLUICE_SANITIZE)
+  set(_sluice_san_flags -fsanitize=${SLUICE_SANITIZE} -fno-omit-frame-pointer)
+  if(SLUICE_SANITIZE MATCHES "undefined")
+    list(APPEND _sluice_san_flags -fno-sanitize-recover=undefined)
+  endif()
+  # Sanitizers must see every translation unit, third-party headers included.
+  add_compile_options(${_sluice_san_flags})
+  add_link_options(${_sluice_san_flags})
+endif()

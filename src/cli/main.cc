@@ -1,0 +1,104 @@
+// The `sluice` program: global flags, knob loading, and the command tree modules registered.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/registry.h"
+#include "sluice/common/knobs.h"
+#include "sluice/common/log.h"
+#include "sluice/version.h"
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+int exit_code_for(const sluice::Status& s) {
+  return s.code() == sluice::StatusCode::kInvalidArgument ||
+                 s.code() == sluice::StatusCode::kNotFound
+             ? kExitUsage
+             : kExitFailure;
+}
+
+// Defaults, then the config file, then SLUICE_* variables, then --set and --log-level.
+sluice::Status load_knobs(const std::string& config, const std::vector<std::string>& sets,
+                          const std::string& log_level) {
+  auto& knobs = sluice::KnobRegistry::global();
+  std::string path = config;
+  if (path.empty()) {
+    if (const char* env = std::getenv("SLUICE_CONFIG"); env != nullptr) {
+      path = env;
+    }
+  }
+  if (!path.empty()) {
+    SLUICE_RETURN_IF_ERROR(knobs.load_yaml_file(path));
+  }
+  SLUICE_RETURN_IF_ERROR(knobs.load_environment(sluice::KnobRegistry::current_environment()));
+  SLUICE_RETURN_IF_ERROR(knobs.apply_assignments(sets));
+  if (!log_level.empty()) {
+    SLUICE_RETURN_IF_ERROR(knobs.set("log.level", log_level).with_context("--log-level"));
+  }
+  knobs.freeze_start_knobs();
+  sluice::apply_log_level();
+  return {};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sluice: a user-space OS layer for data-intensive applications", "sluice"};
+  app.set_version_flag("--version", std::string(sluice::kVersion));
+  app.require_subcommand(0, 1);
+
+  std::string config;
+  std::vector<std::string> sets;
+  std::string log_level;
+  app.add_option("--config", config, "YAML file of knob values (default: $SLUICE_CONFIG)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--set", sets, "set a knob: --set zicio.ring_buffers=32 (repeatable)")
+      ->type_name("KNOB=VALUE");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->type_name("LEVEL");
+
+  auto& commands = sluice::cli::registered_commands();
+  std::stable_sort(commands.begin(), commands.end(),
+                   [](const auto& a, const auto& b) { return a.order < b.order; });
+  for (auto& spec : commands) {
+    CLI::App* cmd = app.add_subcommand(spec.name, spec.help);
+    spec.setup(*cmd);
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  if (auto s = load_knobs(config, sets, log_level); !s.is_ok()) {
+    std::fprintf(stderr, "sluice: %s\n", s.message().c_str());
+    return exit_code_for(s);
+  }
+
+  const sluice::cli::Action* action = sluice::cli::chosen_action();
+  if (action == nullptr) {
+    // A command group given without one of its commands, or nothing at all.
+    const CLI::App* deepest = &app;
+    for (auto subs = app.get_subcommands(); !subs.empty(); subs = deepest->get_subcommands()) {
+      deepest = subs.front();
+    }
+    std::fprintf(stderr, "%s\n", deepest->help().c_str());
+    std::fprintf(stderr, "sluice: choose a command (see above)\n");
+    return kExitUsage;
+  }
+  const sluice::Status s = (*action)();
+  if (!s.is_ok()) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "sluice: %s\n", s.message().c_str());
+    return exit_code_for(s);
+  }
+  return 0;
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The `sluice` program as a user meets it: help everywhere, knobs as table and JSON, the demo,
+# and clear errors with a non-zero exit code on bad input. Usage: cli_test.sh path/to/sluice
+set -u
+sluice=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failed=0
+passed=0
+
+# expect <wanted exit: 0 or nonzero> <text the output must contain> -- command...
+expect() {
+  local want=$1 needle=$2
+  shift 3
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if { [[ $want == 0 && $rc -ne 0 ]] || [[ $want != 0 && $rc -eq 0 ]]; } ||
+     [[ -n $needle && $out != *"$needle"* ]]; then
+    echo "FAIL: $* -> exit $rc (wanted $want), output lacks '$needle':"
+    echo "$out" | head -20 | sed 's/^/    /'
+    failed=$((failed + 1))
+  else
+    passed=$((passed + 1))
+  fi
+}
+
+expect 0 "knobs" -- "$sluice" --help
+expect 0 "--json" -- "$sluice" knobs --help
+expect 0 "--quick" -- "$sluice" demo --help
+expect 0 "log.level" -- "$sluice" knobs
+expect 0 '"name": "log.level"' -- "$sluice" knobs --json
+expect 0 "machine" -- "$sluice" demo --list
+expect 0 "steps passed" -- "$sluice" demo --quick
+expect 0 "" -- "$sluice" --version
+
+# Knob precedence through the program: file < environment < flag.
+printf 'log:\n  level: error\n' > "$tmp/k.yaml"
+expect 0 "error  file" -- "$sluice" --config "$tmp/k.yaml" knobs log.
+expect 0 "info   env" -- env SLUICE_LOG_LEVEL=info "$sluice" --config "$tmp/k.yaml" knobs log.
+expect 0 "debug  flag" -- env SLUICE_LOG_LEVEL=info "$sluice" --config "$tmp/k.yaml" \
+  --set log.level=debug knobs log.
+
+# Bad input: a message a user can act on, and a non-zero exit.
+expect 1 "one of trace, debug, info, warn, error, off" -- "$sluice" --set log.level=loud knobs
+expect 1 "did you mean 'log.level'" -- "$sluice" --set log.levle=info knobs
+expect 1 "expected <knob>=<value>" -- "$sluice" --set log.level knobs
+expect 1 "SLUICE_LOG_LEVEL" -- env SLUICE_LOG_LEVEL=loud "$sluice" knobs
+expect 1 "--no-such-flag" -- "$sluice" --no-such-flag
+expect 1 "nosuchcommand" -- "$sluice" nosuchcommand
+expect 1 "choose a command" -- "$sluice"
+expect 1 "no demo step 'nope'" -- "$sluice" demo --only nope
+expect 1 "no knob starts with" -- "$sluice" knobs zzz.
+printf 'log: [1, 2\n' > "$tmp/bad.yaml"
+expect 1 "bad.yaml" -- "$sluice" --config "$tmp/bad.yaml" knobs
+expect 1 "" -- "$sluice" --config "$tmp/missing.yaml" knobs
+
+echo "cli: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]

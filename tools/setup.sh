@@ -10,10 +10,12 @@ packages=(
   build-essential g++ cmake ninja-build pkg-config git python3 clang-format clang-tidy
   # common, cli
   libfmt-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libhwloc-dev
-  # para, zicio: io_uring, O_DIRECT reads, fio as the I/O peer
-  liburing-dev fio
+  # para, zicio: io_uring, O_DIRECT reads; peers in the benchmarks: fio, nginx driven by wrk
+  liburing-dev fio nginx wrk
   # dbos: SQLite (embedded default), PostgreSQL 15 server and client library
   libsqlite3-dev sqlite3 libpq-dev postgresql-15 postgresql-client-15
+  # dbos IPC's peer in the benchmarks: gRPC
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # wayfinder: linear algebra for the Bayesian search
   libeigen3-dev
   # tests and benchmarks

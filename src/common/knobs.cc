@@ -498,9 +498,7 @@ BoolKnob::BoolKnob(BoolKnobSpec s) {
                             std::move(s.build_flag));
   info.default_value = s.default_value ? "true" : "false";
   entry_ = KnobRegistry::global().declare(std::move(info));
-}
-bool BoolKnob::get() const {
-  return entry_->bits.load(std::memory_order_relaxed) != 0;
+  bits_ = &entry_->bits;
 }
 const std::string& BoolKnob::name() const {
   return entry_->info.name;
@@ -514,9 +512,7 @@ IntKnob::IntKnob(IntKnobSpec s) {
   info.min = static_cast<double>(s.min);
   info.max = static_cast<double>(s.max);
   entry_ = KnobRegistry::global().declare(std::move(info));
-}
-int64_t IntKnob::get() const {
-  return entry_->bits.load(std::memory_order_relaxed);
+  bits_ = &entry_->bits;
 }
 const std::string& IntKnob::name() const {
   return entry_->info.name;
@@ -530,9 +526,7 @@ FloatKnob::FloatKnob(FloatKnobSpec s) {
   info.min = s.min;
   info.max = s.max;
   entry_ = KnobRegistry::global().declare(std::move(info));
-}
-double FloatKnob::get() const {
-  return std::bit_cast<double>(entry_->bits.load(std::memory_order_relaxed));
+  bits_ = &entry_->bits;
 }
 const std::string& FloatKnob::name() const {
   return entry_->info.name;
@@ -545,9 +539,7 @@ EnumKnob::EnumKnob(EnumKnobSpec s) {
   info.default_value = std::move(s.default_value);
   info.values = std::move(s.values);
   entry_ = KnobRegistry::global().declare(std::move(info));
-}
-size_t EnumKnob::index() const {
-  return static_cast<size_t>(entry_->bits.load(std::memory_order_relaxed));
+  bits_ = &entry_->bits;
 }
 const std::string& EnumKnob::get() const {
   return entry_->info.values[index()];

@@ -25,6 +25,8 @@
 // at any time; set() and the load_* functions are safe from any thread.
 #pragma once
 
+#include <atomic>
+#include <bit>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -156,48 +158,53 @@ struct StringKnobSpec {
   std::string build_flag;
 };
 
-// Typed handles. Declaring one registers the knob in KnobRegistry::global(); a duplicate name or
-// a default outside the range is a programmer error and aborts at start-up.
+// Typed handles; get() is one relaxed atomic load, inlined. Declaring one registers the knob in
+// KnobRegistry::global(); a duplicate name or a default outside the range is a programmer error and
+// aborts at start-up.
 class BoolKnob {
  public:
   explicit BoolKnob(BoolKnobSpec spec);
-  bool get() const;
+  bool get() const { return bits_->load(std::memory_order_relaxed) != 0; }
   const std::string& name() const;
 
  private:
   detail::KnobEntry* entry_;
+  const std::atomic<int64_t>* bits_;
 };
 
 class IntKnob {
  public:
   explicit IntKnob(IntKnobSpec spec);
-  int64_t get() const;
+  int64_t get() const { return bits_->load(std::memory_order_relaxed); }
   const std::string& name() const;
 
  private:
   detail::KnobEntry* entry_;
+  const std::atomic<int64_t>* bits_;
 };
 
 class FloatKnob {
  public:
   explicit FloatKnob(FloatKnobSpec spec);
-  double get() const;
+  double get() const { return std::bit_cast<double>(bits_->load(std::memory_order_relaxed)); }
   const std::string& name() const;
 
  private:
   detail::KnobEntry* entry_;
+  const std::atomic<int64_t>* bits_;
 };
 
 class EnumKnob {
  public:
   explicit EnumKnob(EnumKnobSpec spec);
-  // Index into spec.values; cheap.
-  size_t index() const;
+  // Index into spec.values; one relaxed load.
+  size_t index() const { return static_cast<size_t>(bits_->load(std::memory_order_relaxed)); }
   const std::string& get() const;  // the value's name; stable storage
   const std::string& name() const;
 
  private:
   detail::KnobEntry* entry_;
+  const std::atomic<int64_t>* bits_;
 };
 
 class StringKnob {

@@ -6,16 +6,17 @@
 #   layer 1  oqueue                        the data plane every other module talks through
 #   layer 2  para                          the partitioned runtime (its messages travel on oqueues)
 #   layer 3  zicio                         ingestion channels running on para
-#   layer 4  dbos, wayfinder, prefetch     OS services, tuning, policies
-#   layer 5  cli, integrations             programs that put the modules together
+#   layer 4  dbos, prefetch                OS services kept in SQL, prefetch policies
+#   layer 5  wayfinder                     configuration search (keeps its studies in dbos)
+#   layer 6  cli, integrations             programs that put the modules together
 set(SLUICE_LAYER_common 0)
 set(SLUICE_LAYER_oqueue 1)
 set(SLUICE_LAYER_para 2)
 set(SLUICE_LAYER_zicio 3)
 set(SLUICE_LAYER_dbos 4)
-set(SLUICE_LAYER_wayfinder 4)
 set(SLUICE_LAYER_prefetch 4)
-set(SLUICE_LAYER_cli 5)
+set(SLUICE_LAYER_wayfinder 5)
+set(SLUICE_LAYER_cli 6)
 
 set(SLUICE_SOURCE_DIR ${CMAKE_CURRENT_LIST_DIR}/..)
 

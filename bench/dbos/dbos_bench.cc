@@ -1,0 +1,567 @@
+// dbos benchmarks (DBOS paper Figures 5–8 on this machine), peers in the same run, interleaved:
+//
+//   dbos_bench sched [--reps N] [--seconds S] [--out FILE.json]
+//       tasks/s of each scheduler on SQLite and PostgreSQL (1 and 2 threads, one task per
+//       transaction and 64 per transaction), and median/p99 latency at 25–100 % of the peak
+//       offered open-loop from one thread.
+//   dbos_bench ipc [--reps N] [--seconds S] [--out FILE.json]
+//       ping-pong, ping20-pong20 (64 B – 8 KiB) and multicast to 1–40 receivers (64 B): dbos on
+//       SQLite and PostgreSQL against TCP loopback sockets and gRPC.
+//
+// Each point runs for --seconds; the systems take turns within each repetition. The JSON holds
+// every repetition; bench/dbos/plot_dbos.py turns it into tables and docs/bench/dbos_*.png.
+#include <fmt/format.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "dbos/connection.h"
+#include "dbos/peers.h"
+#include "dbos/testing/pg_server.h"
+#include "sluice/common/knobs.h"
+#include "sluice/dbos/database.h"
+#include "sluice/dbos/ipc.h"
+#include "sluice/dbos/scheduler.h"
+
+namespace sluice::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using dbos::Database;
+using dbos::Session;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty())
+    return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+// CPU time of the whole machine and of this process, to tell how busy other work kept the CPUs.
+struct CpuSample {
+  uint64_t busy = 0, total = 0;
+  double self_s = 0;
+  static CpuSample now() {
+    CpuSample s;
+    std::ifstream f("/proc/stat");
+    std::string cpu;
+    uint64_t v[10] = {};
+    f >> cpu;
+    for (auto& x : v)
+      f >> x;
+    for (int i = 0; i < 10; ++i)
+      s.total += v[i];
+    s.busy = s.total - v[3] - v[4];
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    s.self_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+               static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    return s;
+  }
+};
+
+// CPU seconds by process: this one (pid 0 here) and every PostgreSQL server process.
+std::map<int, double> cpu_by_process(bool with_postgres) {
+  std::map<int, double> out;
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  out[0] = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  if (!with_postgres)
+    return out;
+  const double tck = static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string pid = e.path().filename().string();
+    if (pid.empty() || !std::isdigit(static_cast<unsigned char>(pid[0])))
+      continue;
+    std::ifstream f(e.path() / "stat");
+    std::string line;
+    if (!std::getline(f, line))
+      continue;
+    auto open = line.find('(');
+    auto close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos)
+      continue;
+    if (line.substr(open + 1, close - open - 1) != "postgres")
+      continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string field;
+    uint64_t utime = 0, stime = 0;
+    for (int i = 3; i <= 15; ++i) {
+      rest >> field;
+      if (i == 14)
+        utime = std::stoull(field);
+      if (i == 15)
+        stime = std::stoull(field);
+    }
+    out[std::stoi(pid)] = static_cast<double>(utime + stime) / tck;
+  }
+  return out;
+}
+
+// CPU spent between two samples by the processes alive at the second (a server process that
+// started in between counts whole; one that exited is not counted).
+double cpu_delta(const std::map<int, double>& a, const std::map<int, double>& b) {
+  double d = 0;
+  for (const auto& [pid, t] : b) {
+    auto it = a.find(pid);
+    d += t - (it == a.end() ? 0.0 : it->second);
+  }
+  return d;
+}
+
+// --- backends ---
+
+struct Backend {
+  std::string name;  // "sqlite" or "postgres"
+  std::string url;
+  dbos::testing::PgServer* server = nullptr;
+  std::string dir;
+
+  Result<std::shared_ptr<Database>> fresh() {
+    if (server != nullptr) {
+      SLUICE_ASSIGN_OR_RETURN(auto conn, dbos::open_pg_connection(url, nullptr));
+      SLUICE_RETURN_IF_ERROR(
+          conn->execute_script("DROP SCHEMA public CASCADE; CREATE SCHEMA public;"));
+    } else {
+      std::error_code ec;
+      for (const char* suffix : {"", "-wal", "-shm", "-wake"}) {
+        std::filesystem::remove(dir + "/os.db" + suffix, ec);
+      }
+    }
+    return Database::open(url);
+  }
+};
+
+// --- schedulers ---
+
+constexpr int kPartitions = 8;
+constexpr int kWorkersPerPartition = 4;
+
+Status add_workers(Session& s) {
+  dbos::Scheduler sched(s);
+  for (int w = 0; w < kPartitions * kWorkersPerPartition; ++w) {
+    SLUICE_RETURN_IF_ERROR(sched.add_worker(
+        {.worker_id = w + 1, .p_key = w % kPartitions, .capacity = int64_t{1} << 40}));
+  }
+  return {};
+}
+
+// Closed loop: `threads` sessions schedule as fast as they can for `seconds`.
+struct Throughput {
+  double per_s = 0;
+  double per_cpu_s = 0;  // tasks per CPU-second of sluice (and the server): per core
+};
+
+Result<Throughput> sched_throughput(Database& db, const std::string& scheduler, int threads,
+                                    int batch, double seconds) {
+  const bool pg = db.dialect() == dbos::Dialect::kPostgres;
+  const auto cpu0 = cpu_by_process(pg);
+  std::atomic<int64_t> done{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int> finished{0};
+  std::atomic<bool> release{false};
+  std::vector<std::thread> ts;
+  std::vector<Status> errors(static_cast<size_t>(threads));
+  const auto t0 = Clock::now();
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      auto s = db.connect();
+      if (!s.is_ok()) {
+        errors[static_cast<size_t>(t)] = s.status();
+        ++finished;
+        return;
+      }
+      dbos::Scheduler sched(**s);
+      std::vector<dbos::TaskSpec> tasks(static_cast<size_t>(batch));
+      int64_t i = t;
+      while (!stop.load(std::memory_order_relaxed) && errors[static_cast<size_t>(t)].is_ok()) {
+        if (batch == 1) {
+          auto a = sched.schedule(scheduler, {.p_key = i++ % kPartitions});
+          if (!a.is_ok()) {
+            errors[static_cast<size_t>(t)] = a.status();
+            break;
+          }
+        } else {
+          for (auto& task : tasks)
+            task.p_key = i++ % kPartitions;
+          auto a = sched.schedule_batch(scheduler, tasks);
+          if (!a.is_ok()) {
+            errors[static_cast<size_t>(t)] = a.status();
+            break;
+          }
+        }
+        if (!errors[static_cast<size_t>(t)].is_ok())
+          break;
+        done.fetch_add(batch, std::memory_order_relaxed);
+      }
+      // Keep the connection (and its server process, whose CPU is counted) until sampled.
+      ++finished;
+      while (!release.load())
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  while (finished.load() < threads)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const double el = seconds_since(t0);
+  const double cpu = cpu_delta(cpu0, cpu_by_process(pg));
+  release = true;
+  for (auto& t : ts)
+    t.join();
+  for (auto& e : errors)
+    SLUICE_RETURN_IF_ERROR(e);
+  const double n = static_cast<double>(done.load());
+  return Throughput{n / el, cpu > 0 ? n / cpu : 0};
+}
+
+// Open loop from one thread at `rate` tasks/s: latency from the intended start, so a slow call
+// delays the ones behind it and shows in their latency (no coordinated omission).
+Result<std::pair<double, double>> sched_latency(Database& db, const std::string& scheduler,
+                                                double rate, double seconds) {
+  SLUICE_ASSIGN_OR_RETURN(auto s, db.connect());
+  dbos::Scheduler sched(*s);
+  std::vector<double> lat;
+  const auto t0 = Clock::now();
+  const int64_t n = static_cast<int64_t>(rate * seconds);
+  lat.reserve(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const auto due = t0 + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double>(static_cast<double>(i) / rate));
+    while (Clock::now() < due) {
+      const auto left = due - Clock::now();
+      if (left > std::chrono::microseconds(200)) {
+        std::this_thread::sleep_for(left - std::chrono::microseconds(100));
+      }
+    }
+    SLUICE_RETURN_IF_ERROR(sched.schedule(scheduler, {.p_key = i % kPartitions}).status());
+    lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - due).count());
+  }
+  return std::make_pair(percentile(lat, 0.5), percentile(lat, 0.99));
+}
+
+Status run_sched(std::vector<Backend>& backends, int reps, double seconds, nlohmann::json& out) {
+  const std::vector<std::string> schedulers = {"fifo", "locality", "least_loaded",
+                                               "least_loaded_global"};
+  for (int rep = 0; rep < reps; ++rep) {
+    for (auto& b : backends) {
+      for (const auto& name : schedulers) {
+        SLUICE_ASSIGN_OR_RETURN(auto db, b.fresh());
+        SLUICE_ASSIGN_OR_RETURN(auto s, db->connect());
+        SLUICE_RETURN_IF_ERROR(add_workers(*s));
+        double peak1 = 0;
+        for (auto [threads, batch] : {std::pair{1, 1}, std::pair{2, 1}, std::pair{1, 64}}) {
+          SLUICE_ASSIGN_OR_RETURN(Throughput tp,
+                                  sched_throughput(*db, name, threads, batch, seconds));
+          if (threads == 1 && batch == 1)
+            peak1 = tp.per_s;
+          out["sched_throughput"].push_back({{"backend", b.name},
+                                             {"scheduler", name},
+                                             {"threads", threads},
+                                             {"batch", batch},
+                                             {"rep", rep},
+                                             {"tasks_per_s", tp.per_s},
+                                             {"tasks_per_cpu_s", tp.per_cpu_s}});
+          std::printf(
+              "sched %-8s %-20s threads=%d batch=%-2d rep=%d %10.0f tasks/s %10.0f "
+              "tasks/cpu-s\n",
+              b.name.c_str(), name.c_str(), threads, batch, rep, tp.per_s, tp.per_cpu_s);
+          std::fflush(stdout);
+        }
+        for (double frac : {0.25, 0.5, 0.75, 1.0}) {
+          SLUICE_ASSIGN_OR_RETURN(auto l, sched_latency(*db, name, peak1 * frac, seconds));
+          out["sched_latency"].push_back({{"backend", b.name},
+                                          {"scheduler", name},
+                                          {"load", frac},
+                                          {"rate", peak1 * frac},
+                                          {"rep", rep},
+                                          {"p50_us", l.first},
+                                          {"p99_us", l.second}});
+          std::printf("sched %-8s %-20s load=%.2f (%.0f/s) rep=%d p50 %.0f us p99 %.0f us\n",
+                      b.name.c_str(), name.c_str(), frac, peak1 * frac, rep, l.first, l.second);
+          std::fflush(stdout);
+        }
+      }
+    }
+  }
+  return {};
+}
+
+// --- IPC over dbos, as a Transport: endpoint 0 is the sender, 1..n the echo receivers ---
+
+class DbosTransport final : public Transport {
+ public:
+  DbosTransport(std::string name, std::shared_ptr<Database> db)
+      : name_(std::move(name)), db_(std::move(db)) {}
+  ~DbosTransport() override {
+    stop_ = true;
+    // Wake every receiver with a message it drops.
+    for (size_t i = 0; i < threads_.size(); ++i) {
+      (void)ipc_->send(0, static_cast<int64_t>(i + 1), "");
+    }
+    for (auto& t : threads_)
+      t.join();
+  }
+  const char* name() const override { return name_.c_str(); }
+
+  Status init(int receivers) {
+    SLUICE_ASSIGN_OR_RETURN(session_, db_->connect());
+    ipc_ = std::make_unique<dbos::Ipc>(*session_);
+    for (int i = 0; i <= receivers; ++i) {
+      SLUICE_RETURN_IF_ERROR(ipc_->create_endpoint(i));
+    }
+    for (int i = 1; i <= receivers; ++i) {
+      threads_.emplace_back([this, i] {
+        auto s = db_->connect();
+        if (!s.is_ok()) {
+          std::fprintf(stderr, "receiver: %s\n", s.status().to_string().c_str());
+          return;
+        }
+        dbos::Ipc rx(**s);
+        // The replies go out in the transaction that takes the messages (recv_with): one
+        // transaction per echo, exactly-once processing.
+        while (!stop_) {
+          auto got = rx.recv_with(
+              i, 64,
+              [&](Session&, std::span<const dbos::Message> msgs) -> Status {
+                for (const auto& m : msgs) {
+                  SLUICE_RETURN_IF_ERROR(rx.send(i, 0, m.data).status());
+                }
+                return {};
+              },
+              std::chrono::seconds(60));
+          if (!got.is_ok() || stop_)
+            break;
+        }
+      });
+    }
+    return {};
+  }
+  Status send(int i, const std::string& data) override {
+    return ipc_->send(0, i + 1, data).status();
+  }
+  Status send_many(int i, const std::string& data, int count) override {
+    std::vector<std::string> v(static_cast<size_t>(count), data);
+    return ipc_->send_batch(0, i + 1, v);
+  }
+  Status multicast(int n, const std::string& data) override {
+    std::vector<int64_t> to;
+    for (int k = 1; k <= n; ++k)
+      to.push_back(k);
+    return ipc_->multicast(0, to, data);
+  }
+  Status recv(int, std::string* data) override {
+    if (inbox_.empty()) {
+      SLUICE_ASSIGN_OR_RETURN(auto got, ipc_->recv(0, 64, std::chrono::seconds(60)));
+      for (auto& m : got)
+        inbox_.push_back(std::move(m.data));
+    }
+    *data = std::move(inbox_.front());
+    inbox_.pop_front();
+    return {};
+  }
+
+ private:
+  std::string name_;
+  std::shared_ptr<Database> db_;
+  std::unique_ptr<Session> session_;
+  std::unique_ptr<dbos::Ipc> ipc_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false};
+  std::deque<std::string> inbox_;
+};
+
+struct IpcPoint {
+  double rounds_per_s = 0;
+  double msgs_per_s = 0;
+  double p50_us = 0;
+};
+
+// pattern: "pingpong" (1 message each way), "ping20" (20 each way), "multicast" (1 to each of
+// `receivers`, one reply from each).
+Result<IpcPoint> ipc_run(Transport& t, const std::string& pattern, int receivers, size_t size,
+                         double seconds) {
+  const std::string data(size, 'x');
+  std::string reply;
+  std::vector<double> lat;
+  int64_t rounds = 0;
+  const int per_round = pattern == "pingpong" ? 1 : pattern == "ping20" ? 20 : receivers;
+  const auto t0 = Clock::now();
+  while (seconds_since(t0) < seconds) {
+    const auto r0 = Clock::now();
+    if (pattern == "multicast") {
+      SLUICE_RETURN_IF_ERROR(t.multicast(receivers, data));
+      for (int k = 0; k < receivers; ++k)
+        SLUICE_RETURN_IF_ERROR(t.recv(k, &reply));
+    } else {
+      SLUICE_RETURN_IF_ERROR(per_round == 1 ? t.send(0, data) : t.send_many(0, data, per_round));
+      for (int k = 0; k < per_round; ++k)
+        SLUICE_RETURN_IF_ERROR(t.recv(0, &reply));
+    }
+    if (reply.size() != size)
+      return data_loss("the echo came back with a different size");
+    lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - r0).count());
+    ++rounds;
+  }
+  const double el = seconds_since(t0);
+  IpcPoint p;
+  p.rounds_per_s = static_cast<double>(rounds) / el;
+  p.msgs_per_s = p.rounds_per_s * 2 * per_round;
+  p.p50_us = percentile(lat, 0.5);
+  return p;
+}
+
+Status run_ipc(std::vector<Backend>& backends, int reps, double seconds, bool quick,
+               nlohmann::json& out) {
+  struct Case {
+    std::string pattern;
+    int receivers;
+    size_t size;
+  };
+  std::vector<Case> cases;
+  for (size_t size : {size_t{64}, size_t{512}, size_t{8192}}) {
+    cases.push_back({"pingpong", 1, size});
+    cases.push_back({"ping20", 1, size});
+  }
+  for (int n : quick ? std::vector<int>{1, 10} : std::vector<int>{1, 5, 10, 20, 40}) {
+    cases.push_back({"multicast", n, 64});
+  }
+  for (int rep = 0; rep < reps; ++rep) {
+    for (const Case& c : cases) {
+      std::vector<std::unique_ptr<Transport>> systems;
+      for (auto& b : backends) {
+        SLUICE_ASSIGN_OR_RETURN(auto db, b.fresh());
+        auto t = std::make_unique<DbosTransport>("dbos-" + b.name, db);
+        SLUICE_RETURN_IF_ERROR(t->init(c.receivers));
+        systems.push_back(std::move(t));
+      }
+      SLUICE_ASSIGN_OR_RETURN(auto tcp, make_tcp_transport(c.receivers));
+      SLUICE_ASSIGN_OR_RETURN(auto grpc, make_grpc_transport(c.receivers));
+      systems.push_back(std::move(tcp));
+      systems.push_back(std::move(grpc));
+      // Take turns; rotate the order each repetition.
+      std::rotate(systems.begin(), systems.begin() + (rep % static_cast<int>(systems.size())),
+                  systems.end());
+      for (auto& sys : systems) {
+        SLUICE_ASSIGN_OR_RETURN(IpcPoint p, ipc_run(*sys, c.pattern, c.receivers, c.size, seconds));
+        out["ipc"].push_back({{"system", sys->name()},
+                              {"pattern", c.pattern},
+                              {"receivers", c.receivers},
+                              {"size", c.size},
+                              {"rep", rep},
+                              {"rounds_per_s", p.rounds_per_s},
+                              {"msgs_per_s", p.msgs_per_s},
+                              {"p50_us", p.p50_us}});
+        std::printf("ipc %-9s n=%-2d %5zu B %-15s rep=%d %9.0f msgs/s p50 %8.1f us\n",
+                    c.pattern.c_str(), c.receivers, c.size, sys->name(), rep, p.msgs_per_s,
+                    p.p50_us);
+        std::fflush(stdout);
+      }
+    }
+  }
+  return {};
+}
+
+int main_impl(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr,
+                 "usage: dbos_bench sched|ipc|all [--reps N] [--seconds S] [--quick] "
+                 "[--out FILE] [--no-postgres]\n");
+    return 2;
+  }
+  const std::string what = argv[1];
+  int reps = 5;
+  double seconds = 0.5;
+  bool quick = false;
+  bool postgres = true;
+  std::string out_path = "dbos_bench.json";
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--reps" && i + 1 < argc)
+      reps = std::atoi(argv[++i]);
+    else if (a == "--seconds" && i + 1 < argc)
+      seconds = std::atof(argv[++i]);
+    else if (a == "--out" && i + 1 < argc)
+      out_path = argv[++i];
+    else if (a == "--quick")
+      quick = true;
+    else if (a == "--no-postgres")
+      postgres = false;
+  }
+  char tmpl[] = "/var/tmp/sluice-dbos-bench-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr)
+    return 1;
+  std::vector<Backend> backends;
+  backends.push_back({.name = "sqlite",
+                      .url = fmt::format("sqlite:{}/os.db", tmpl),
+                      .server = nullptr,
+                      .dir = tmpl});
+  dbos::testing::PgServer server;
+  if (postgres) {
+    // Durability comparable to SQLite with synchronous=normal is documented in docs/dbos.md.
+    Status s = server.start("synchronous_commit = off\nshared_buffers = 256MB");
+    if (!s.is_ok()) {
+      std::fprintf(stderr, "postgres: %s\n", s.to_string().c_str());
+      return 1;
+    }
+    backends.push_back({.name = "postgres", .url = server.url(), .server = &server, .dir = ""});
+  }
+  nlohmann::json out;
+  out["machine"] = {{"nproc", std::thread::hardware_concurrency()}};
+  const CpuSample c0 = CpuSample::now();
+  const auto t0 = Clock::now();
+  Status st;
+  if (what == "sched" || what == "all")
+    st = run_sched(backends, reps, seconds, out);
+  if (st.is_ok() && (what == "ipc" || what == "all"))
+    st = run_ipc(backends, reps, seconds, quick, out);
+  const CpuSample c1 = CpuSample::now();
+  const double wall = seconds_since(t0);
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double ncpu = static_cast<double>(std::thread::hardware_concurrency());
+  const double busy_s = static_cast<double>(c1.busy - c0.busy) / ticks;
+  // Everything busy that is not this process (the PostgreSQL server's CPU counts as "other"
+  // here: it is part of the benchmark, so this is an upper bound on other engineers' load).
+  const double other = std::max(0.0, busy_s - (c1.self_s - c0.self_s)) / (wall * ncpu);
+  out["cpu"] = {{"wall_s", wall},
+                {"machine_busy_share", busy_s / (wall * ncpu)},
+                {"not_this_process_share", other}};
+  std::printf("cpu: machine busy %.0f %%, of which not this process %.0f %% (%.0f s)\n",
+              100 * busy_s / (wall * ncpu), 100 * other, wall);
+  std::ofstream(out_path) << out.dump(1) << "\n";
+  std::error_code ec;
+  std::filesystem::remove_all(tmpl, ec);
+  if (!st.is_ok()) {
+    std::fprintf(stderr, "dbos_bench: %s\n", st.to_string().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace sluice::bench
+
+int main(int argc, char** argv) {
+  return sluice::bench::main_impl(argc, argv);
+}

@@ -1,0 +1,169 @@
+// sluice::dbos — OS state kept as tables in a transactional DBMS (after DBOS, PVLDB 2021).
+//
+// A Database is a handle on one OS-state database: an SQLite file (the embedded default) or a
+// PostgreSQL 15 server. Opening it migrates the schema forward (each version is a .sql file per
+// dialect, compiled into the library) and installs the services (schedulers, IPC); a Session is one
+// connection to it, used by one thread at a time. Services (Scheduler, Ipc) run on a Session.
+//
+//   SLUICE_ASSIGN_OR_RETURN(auto db, dbos::Database::open("sqlite:/var/tmp/os.db"));
+//   SLUICE_ASSIGN_OR_RETURN(auto session, db->connect());
+//   SLUICE_ASSIGN_OR_RETURN(auto result, session->query("SELECT count(*) FROM Task"));
+//
+// Backend URLs: `sqlite:PATH` (or a bare path), `postgres://user@host:port/db` or any libpq
+// connection string starting with `postgresql://` or `host=`. An empty URL means an SQLite file
+// `os.db` under the knob `dbos.data_dir`.
+//
+// Thread safety: a Database may be shared by any number of threads (and, for SQLite, processes
+// opening the same file); a Session belongs to one thread at a time. Failures are Status values:
+// `unavailable` for a locked database or an unreachable server (after the retries the knobs
+// allow), `not_found` for unknown workers, receivers and schedulers, `invalid_argument` for bad
+// SQL or input.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "sluice/common/result.h"
+#include "sluice/common/status.h"
+
+namespace sluice::dbos {
+
+enum class Dialect { kSqlite, kPostgres };
+std::string_view dialect_name(Dialect d);  // "sqlite", "postgres"
+
+// Bytes that are not text (message payloads).
+struct Blob {
+  std::string bytes;
+  friend bool operator==(const Blob&, const Blob&) = default;
+};
+
+// One SQL value. NULL is std::monostate.
+using Value = std::variant<std::monostate, int64_t, double, std::string, Blob>;
+
+// Text for display ("NULL", numbers, text; blobs as x'…' hex).
+std::string value_to_text(const Value& v);
+// The integer in `v`, or nullopt for NULL / non-integers (text holding an integer converts).
+std::optional<int64_t> value_to_int(const Value& v);
+
+using Row = std::vector<Value>;
+
+struct QueryResult {
+  std::vector<std::string> columns;
+  std::vector<Row> rows;
+  int64_t rows_changed = 0;  // for statements that modify rows
+};
+
+// Named inputs of a service procedure (":receiver_id" in SQLite files, a named argument of a
+// PL/pgSQL function in PostgreSQL files).
+struct Arg {
+  std::string_view name;
+  Value value;
+};
+
+class Connection;  // internal: one backend connection
+class Database;
+
+// One connection. Not thread-safe: use one Session per thread.
+class Session {
+ public:
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  Dialect dialect() const;
+  Database& database() const { return *db_; }
+
+  // Runs one SQL statement with positional parameters (`?1` in SQLite, `$1` in PostgreSQL).
+  // The prepared statement is cached on this session.
+  Result<QueryResult> query(std::string_view sql, std::span<const Value> params = {});
+  // Runs a script of several statements without parameters (`sluice sql` with `;`).
+  Status execute_script(std::string_view sql);
+
+  // Runs `fn` in one transaction, retrying the whole transaction when the database reports a
+  // conflict (SQLite busy, PostgreSQL 40001/40P01) up to `dbos.txn_retries` times. When
+  // `idempotent` is true, a lost connection is re-opened and the transaction retried too.
+  Status transact(const std::function<Status()>& fn, bool idempotent = false);
+  bool in_transaction() const { return txn_depth_ > 0; }
+  // Runs `fn` once the current transaction commits (dropped if it rolls back); at once when no
+  // transaction is open. Wake-ups of receivers use it: a message is visible only after commit.
+  void after_commit(std::function<void()> fn);
+
+  // Calls the service procedure `name` of the loaded SQL library with named inputs; returns the
+  // rows of its result. Runs inside the current transaction, or in a new one with retries.
+  Result<QueryResult> call(std::string_view name, std::span<const Arg> args,
+                           bool idempotent = false);
+
+  // Calls a read-only procedure of a single statement without opening a write transaction
+  // (SQLite readers in WAL mode never wait for the writer).
+  Result<QueryResult> read(std::string_view name, std::span<const Arg> args);
+
+  // Backend wake-up channel (PostgreSQL LISTEN). No-op on SQLite.
+  Status listen(std::string_view channel);
+  // Waits up to timeout_ms for a notification on a channel this session listens to.
+  // Returns true when one arrived (all pending ones are consumed).
+  Result<bool> wait_notification(int timeout_ms);
+
+  Connection& connection() { return *conn_; }
+
+ private:
+  friend class Database;
+  Session(Database* db, std::unique_ptr<Connection> conn);
+  Status run_with_retries(const std::function<Status()>& fn, bool idempotent);
+
+  Database* db_;
+  std::unique_ptr<Connection> conn_;
+  int txn_depth_ = 0;
+  std::vector<std::function<void()>> after_commit_;
+};
+
+class WakeTable;   // internal: futexes in a shared file, one per receiver slot
+class SqlLibrary;  // internal: the SQL files of the dialect
+
+class Database : public std::enable_shared_from_this<Database> {
+ public:
+  // Opens (creating if needed) the database at `url`, migrates its schema forward and installs
+  // the services. Errors: invalid argument (bad URL), unavailable (server unreachable, file
+  // locked), failed precondition (a schema newer than this program knows).
+  static Result<std::shared_ptr<Database>> open(std::string_view url = {});
+
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  Result<std::unique_ptr<Session>> connect();
+
+  Dialect dialect() const { return dialect_; }
+  const std::string& url() const { return url_; }  // normalised
+  int schema_version() const { return schema_version_; }
+  // Names of the schedulers installed (one SQL file each), sorted.
+  const std::vector<std::string>& schedulers() const { return schedulers_; }
+
+  // SQLite only: futex-based wake-ups shared by every process that opens the same file.
+  WakeTable* wake_table() { return wake_.get(); }
+
+  const SqlLibrary& library() const { return *library_; }
+
+ private:
+  Database() = default;
+  Status init();
+
+  Dialect dialect_ = Dialect::kSqlite;
+  std::string url_;
+  std::string target_;  // file path or libpq conninfo
+  int schema_version_ = 0;
+  std::vector<std::string> schedulers_;
+  std::unique_ptr<WakeTable> wake_;
+  std::unique_ptr<SqlLibrary> library_;
+};
+
+// The default URL: sqlite:<dbos.data_dir>/os.db, or the knob `dbos.backend` when set.
+std::string default_backend_url();
+
+}  // namespace sluice::dbos

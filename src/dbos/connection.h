@@ -1,0 +1,54 @@
+// Internal: one connection to a backend. Implementations: SqliteConnection, PgConnection.
+// Not thread-safe; owned by a Session.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "dbos/sql_library.h"
+#include "sluice/common/result.h"
+#include "sluice/dbos/database.h"
+
+namespace sluice::dbos {
+
+// What the last failure means for a retry.
+enum class ErrorKind {
+  kNone,
+  kConflict,        // SQLite busy/locked, PostgreSQL 40001 / 40P01: retry the transaction
+  kConnectionLost,  // the server went away: reconnect, retry only idempotent work
+  kOther,
+};
+
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  virtual Dialect dialect() const = 0;
+
+  virtual Status query(std::string_view sql, std::span<const Value> params, QueryResult* out) = 0;
+  virtual Status execute_script(std::string_view sql) = 0;
+  // A service procedure of the library with named inputs.
+  virtual Status call(std::string_view procedure, std::span<const Arg> args, QueryResult* out) = 0;
+
+  // write: the transaction will write (SQLite takes the write lock up front: BEGIN IMMEDIATE).
+  virtual Status begin(bool write) = 0;
+  virtual Status commit() = 0;
+  virtual Status rollback() = 0;
+  // For a single procedure call: PostgreSQL runs it as its own transaction (no BEGIN/COMMIT
+  // round trips); SQLite needs an explicit one.
+  virtual bool autocommit_calls_are_atomic() const = 0;
+
+  virtual ErrorKind last_error_kind() const = 0;
+  virtual Status reconnect() = 0;
+
+  virtual Status listen(std::string_view channel) = 0;
+  virtual Result<bool> wait_notification(int timeout_ms) = 0;
+};
+
+Result<std::unique_ptr<Connection>> open_sqlite_connection(const std::string& path,
+                                                           const SqlLibrary* library);
+Result<std::unique_ptr<Connection>> open_pg_connection(const std::string& conninfo,
+                                                       const SqlLibrary* library);
+
+}  // namespace sluice::dbos

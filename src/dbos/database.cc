@@ -1,0 +1,399 @@
+#include "sluice/dbos/database.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "dbos/connection.h"
+#include "dbos/sql_library.h"
+#include "dbos/wake.h"
+#include "sluice/common/knobs.h"
+
+namespace sluice::dbos {
+namespace {
+
+const StringKnob kDataDir({.name = "dbos.data_dir",
+                           .default_value = "/var/tmp/sluice/dbos",
+                           .stage = KnobStage::kStart,
+                           .help = "directory of the default SQLite OS-state database (os.db)"});
+const StringKnob kBackend({.name = "dbos.backend",
+                           .default_value = "",
+                           .stage = KnobStage::kStart,
+                           .help = "OS-state database: sqlite:PATH or postgres://…; empty: "
+                                   "sqlite:<dbos.data_dir>/os.db"});
+const StringKnob kSchedulerDir({.name = "dbos.scheduler_dir",
+                                .default_value = "",
+                                .stage = KnobStage::kStart,
+                                .help = "extra schedulers: <dir>/<dialect>/sched_<name>.sql files "
+                                        "loaded beside the built-in ones"});
+const IntKnob kTxnRetries({.name = "dbos.txn_retries",
+                           .default_value = 20,
+                           .min = 0,
+                           .max = 100000,
+                           .stage = KnobStage::kRuntime,
+                           .help = "times a transaction is retried after a conflict (SQLite "
+                                   "busy, PostgreSQL serialization failure or deadlock)"});
+
+}  // namespace
+
+std::string_view dialect_name(Dialect d) {
+  return d == Dialect::kSqlite ? "sqlite" : "postgres";
+}
+
+std::string value_to_text(const Value& v) {
+  switch (v.index()) {
+    case 0: return "NULL";
+    case 1: return std::to_string(std::get<1>(v));
+    case 2: return fmt::format("{}", std::get<2>(v));
+    case 3: return std::get<3>(v);
+    case 4: {
+      std::string out = "x'";
+      for (char c : std::get<4>(v).bytes) {
+        out += fmt::format("{:02x}", static_cast<unsigned char>(c));
+      }
+      return out + "'";
+    }
+    default: return "";
+  }
+}
+
+std::optional<int64_t> value_to_int(const Value& v) {
+  if (const auto* i = std::get_if<int64_t>(&v)) {
+    return *i;
+  }
+  if (const auto* s = std::get_if<std::string>(&v)) {
+    try {
+      size_t used = 0;
+      int64_t x = std::stoll(*s, &used);
+      if (used == s->size()) {
+        return x;
+      }
+    } catch (...) {
+    }
+  }
+  return std::nullopt;
+}
+
+std::string default_backend_url() {
+  std::string b = kBackend.get();
+  if (!b.empty()) {
+    return b;
+  }
+  return "sqlite:" + (std::filesystem::path(kDataDir.get()) / "os.db").string();
+}
+
+// --- Session ---
+
+Session::Session(Database* db, std::unique_ptr<Connection> conn)
+    : db_(db), conn_(std::move(conn)) {}
+Session::~Session() = default;
+
+Dialect Session::dialect() const {
+  return conn_->dialect();
+}
+
+Result<QueryResult> Session::query(std::string_view sql, std::span<const Value> params) {
+  QueryResult out;
+  Status s = conn_->query(sql, params, &out);
+  if (!s.is_ok() && conn_->last_error_kind() == ErrorKind::kConnectionLost && txn_depth_ == 0) {
+    // Reads and single statements outside a transaction: reconnect and report; the caller may
+    // repeat the statement once it knows whether it is safe to.
+    (void)conn_->reconnect();
+  }
+  SLUICE_RETURN_IF_ERROR(s);
+  return out;
+}
+
+Status Session::execute_script(std::string_view sql) {
+  return conn_->execute_script(sql);
+}
+
+Status Session::run_with_retries(const std::function<Status()>& fn, bool idempotent) {
+  const int64_t retries = kTxnRetries.get();
+  std::minstd_rand rng(static_cast<unsigned>(reinterpret_cast<uintptr_t>(this)));
+  Status last;
+  for (int64_t attempt = 0;; ++attempt) {
+    last = fn();
+    if (last.is_ok()) {
+      return last;
+    }
+    const ErrorKind kind = conn_->last_error_kind();
+    if (attempt >= retries) {
+      break;
+    }
+    if (kind == ErrorKind::kConflict) {
+      // Back off a little, randomised, growing: contending writers spread out.
+      const int64_t cap = std::min<int64_t>(1000 << std::min<int64_t>(attempt, 6), 50'000);
+      std::this_thread::sleep_for(std::chrono::microseconds(rng() % static_cast<unsigned>(cap)));
+      continue;
+    }
+    if (kind == ErrorKind::kConnectionLost) {
+      Status r = conn_->reconnect();
+      if (!r.is_ok()) {
+        return r;
+      }
+      if (idempotent) {
+        continue;
+      }
+      return last.with_context(
+          "the connection was lost mid-transaction and re-opened; the outcome is unknown and the "
+          "operation is not safe to repeat automatically");
+    }
+    break;
+  }
+  return last;
+}
+
+void Session::after_commit(std::function<void()> fn) {
+  if (txn_depth_ > 0) {
+    after_commit_.push_back(std::move(fn));
+  } else {
+    fn();
+  }
+}
+
+Status Session::transact(const std::function<Status()>& fn, bool idempotent) {
+  if (txn_depth_ > 0) {
+    return fn();
+  }
+  after_commit_.clear();
+  Status result = run_with_retries(
+      [&]() -> Status {
+        Status s = conn_->begin(true);
+        if (!s.is_ok()) {
+          return s;
+        }
+        ++txn_depth_;
+        s = fn();
+        --txn_depth_;
+        if (s.is_ok()) {
+          s = conn_->commit();
+          if (s.is_ok()) {
+            return s;
+          }
+        }
+        (void)conn_->rollback();  // keeps the failure's kind, which decides the retry
+        after_commit_.clear();    // a retry queues its own
+        return s;
+      },
+      idempotent);
+  std::vector<std::function<void()>> hooks;
+  hooks.swap(after_commit_);
+  if (result.is_ok()) {
+    for (auto& h : hooks) {
+      h();
+    }
+  }
+  return result;
+}
+
+Result<QueryResult> Session::call(std::string_view name, std::span<const Arg> args,
+                                  bool idempotent) {
+  QueryResult out;
+  if (txn_depth_ > 0) {
+    SLUICE_RETURN_IF_ERROR(conn_->call(name, args, &out));
+    return out;
+  }
+  if (conn_->autocommit_calls_are_atomic()) {
+    SLUICE_RETURN_IF_ERROR(
+        run_with_retries([&] { return conn_->call(name, args, &out); }, idempotent));
+    return out;
+  }
+  SLUICE_RETURN_IF_ERROR(transact([&] { return conn_->call(name, args, &out); }, idempotent));
+  return out;
+}
+
+Result<QueryResult> Session::read(std::string_view name, std::span<const Arg> args) {
+  QueryResult out;
+  SLUICE_RETURN_IF_ERROR(run_with_retries([&] { return conn_->call(name, args, &out); }, true));
+  return out;
+}
+
+Status Session::listen(std::string_view channel) {
+  return conn_->listen(channel);
+}
+
+Result<bool> Session::wait_notification(int timeout_ms) {
+  return conn_->wait_notification(timeout_ms);
+}
+
+// --- Database ---
+
+Database::~Database() = default;
+
+namespace {
+
+struct ParsedUrl {
+  Dialect dialect;
+  std::string target;
+};
+
+Result<ParsedUrl> parse_url(std::string_view url) {
+  if (url.starts_with("postgres://") || url.starts_with("postgresql://") ||
+      url.starts_with("host=") || url.starts_with("dbname=") || url.starts_with("port=")) {
+    return ParsedUrl{Dialect::kPostgres, std::string(url)};
+  }
+  if (url.starts_with("sqlite:")) {
+    url.remove_prefix(7);
+    if (url.starts_with("//")) {
+      url.remove_prefix(2);
+    }
+  } else if (url.find("://") != std::string_view::npos) {
+    return invalid_argument(
+        fmt::format("unknown backend '{}': use sqlite:PATH or postgres://user@host:port/db", url));
+  }
+  if (url.empty()) {
+    return invalid_argument("the SQLite backend needs a path: sqlite:PATH");
+  }
+  if (url == ":memory:") {
+    return invalid_argument(
+        "sqlite::memory: cannot be shared between sessions or processes; use a file path");
+  }
+  return ParsedUrl{Dialect::kSqlite, std::string(url)};
+}
+
+Status migrate(Connection& conn, const SqlLibrary& lib, int* version) {
+  const bool pg = conn.dialect() == Dialect::kPostgres;
+  SLUICE_RETURN_IF_ERROR(conn.begin(true));
+  auto fail = [&](Status s) {
+    (void)conn.rollback();
+    return s;
+  };
+  QueryResult r;
+  if (pg) {
+    // One migrator at a time across every client of the server.
+    Status s = conn.query("SELECT pg_advisory_xact_lock(7300)", {}, &r);
+    if (!s.is_ok()) {
+      return fail(s);
+    }
+  }
+  Status s = conn.execute_script(
+      "CREATE TABLE IF NOT EXISTS dbos_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+      "applied_us BIGINT NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS dbos_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);");
+  if (!s.is_ok()) {
+    return fail(s);
+  }
+  s = conn.query("SELECT coalesce(max(version), 0) FROM dbos_schema", {}, &r);
+  if (!s.is_ok()) {
+    return fail(s);
+  }
+  const int current = static_cast<int>(value_to_int(r.rows.at(0).at(0)).value_or(0));
+  const int known = static_cast<int>(lib.migrations().size());
+  if (current > known) {
+    return fail(failed_precondition(fmt::format(
+        "the OS-state database is at schema version {} but this program knows only up to {}: "
+        "use a newer sluice",
+        current, known)));
+  }
+  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  for (const Migration& m : lib.migrations()) {
+    if (m.version <= current) {
+      continue;
+    }
+    s = conn.execute_script(m.sql);
+    if (!s.is_ok()) {
+      return fail(
+          s.with_context(fmt::format("migrating to schema version {} ({})", m.version, m.name)));
+    }
+    std::vector<Value> params{static_cast<int64_t>(m.version), m.name, now_us};
+    s = conn.query(pg ? "INSERT INTO dbos_schema VALUES ($1, $2, $3)"
+                      : "INSERT INTO dbos_schema VALUES (?1, ?2, ?3)",
+                   params, &r);
+    if (!s.is_ok()) {
+      return fail(s);
+    }
+  }
+  if (pg) {
+    // The functions are re-created only when the scripts changed.
+    const std::string digest = lib.install_digest();
+    std::vector<Value> key{std::string("install_digest")};
+    s = conn.query("SELECT value FROM dbos_meta WHERE key = $1", key, &r);
+    if (!s.is_ok()) {
+      return fail(s);
+    }
+    const bool same = !r.rows.empty() && value_to_text(r.rows[0][0]) == digest;
+    if (!same) {
+      for (const std::string& script : lib.install_scripts()) {
+        s = conn.execute_script(script);
+        if (!s.is_ok()) {
+          return fail(s.with_context("installing the PostgreSQL service functions"));
+        }
+      }
+      std::vector<Value> kv{std::string("install_digest"), digest};
+      s = conn.query(
+          "INSERT INTO dbos_meta VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2", kv,
+          &r);
+      if (!s.is_ok()) {
+        return fail(s);
+      }
+    }
+  }
+  SLUICE_RETURN_IF_ERROR(conn.commit());
+  *version = known;
+  return {};
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Database>> Database::open(std::string_view url) {
+  std::string u = url.empty() ? default_backend_url() : std::string(url);
+  SLUICE_ASSIGN_OR_RETURN(ParsedUrl parsed, parse_url(u));
+  std::shared_ptr<Database> db(new Database());
+  db->dialect_ = parsed.dialect;
+  db->target_ = parsed.target;
+  db->url_ = parsed.dialect == Dialect::kSqlite ? "sqlite:" + parsed.target : parsed.target;
+  SLUICE_RETURN_IF_ERROR(db->init());
+  return db;
+}
+
+Status Database::init() {
+  SLUICE_ASSIGN_OR_RETURN(SqlLibrary lib, SqlLibrary::load(dialect_, kSchedulerDir.get()));
+  library_ = std::make_unique<SqlLibrary>(std::move(lib));
+  schedulers_ = library_->schedulers();
+  if (dialect_ == Dialect::kSqlite) {
+    std::filesystem::path p(target_);
+    if (p.has_parent_path()) {
+      std::error_code ec;
+      std::filesystem::create_directories(p.parent_path(), ec);
+      if (ec) {
+        return errno_status(ec.value(), fmt::format("cannot create the directory of {} "
+                                                    "(set dbos.data_dir or --backend)",
+                                                    target_));
+      }
+    }
+  }
+  SLUICE_ASSIGN_OR_RETURN(auto session, connect());
+  Connection& conn = session->connection();
+  // A busy database at open is retried like any transaction.
+  Status s;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    s = migrate(conn, *library_, &schema_version_);
+    if (s.is_ok() || conn.last_error_kind() != ErrorKind::kConflict) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 + attempt));
+  }
+  SLUICE_RETURN_IF_ERROR(s.with_context(fmt::format("opening {}", url_)));
+  if (dialect_ == Dialect::kSqlite) {
+    SLUICE_ASSIGN_OR_RETURN(wake_, WakeTable::open(target_ + "-wake"));
+  }
+  return {};
+}
+
+Result<std::unique_ptr<Session>> Database::connect() {
+  std::unique_ptr<Connection> conn;
+  if (dialect_ == Dialect::kSqlite) {
+    SLUICE_ASSIGN_OR_RETURN(conn, open_sqlite_connection(target_, library_.get()));
+  } else {
+    SLUICE_ASSIGN_OR_RETURN(conn, open_pg_connection(target_, library_.get()));
+  }
+  return std::unique_ptr<Session>(new Session(this, std::move(conn)));
+}
+
+}  // namespace sluice::dbos

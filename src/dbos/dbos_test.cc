@@ -1,0 +1,691 @@
+// The shared dbos suite: schedulers, IPC semantics (crash recovery included) and bad input. The
+// same tests run on SQLite (dbos_test, label unit) and on a PostgreSQL server the binary starts
+// itself (dbos_pg_test, label server).
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "dbos/connection.h"
+#include "dbos/testing/pg_server.h"
+#include "sluice/common/knobs.h"
+#include "sluice/dbos/database.h"
+#include "sluice/dbos/ipc.h"
+#include "sluice/dbos/scheduler.h"
+
+namespace sluice::dbos {
+namespace {
+
+namespace fs = std::filesystem;
+
+// One server per test process (ctest runs each test in its own process).
+testing::PgServer* pg_server() {
+  static testing::PgServer* server = [] {
+    auto* s = new testing::PgServer();
+    Status st = s->start("fsync = off\nsynchronous_commit = off");
+    if (!st.is_ok()) {
+      ADD_FAILURE() << st.to_string();
+    }
+    return s;
+  }();
+  return server;
+}
+
+class DbosTest : public ::testing::TestWithParam<Dialect> {
+ protected:
+  void SetUp() override {
+    KnobRegistry::global().reset_for_testing();
+    char tmpl[] = "/tmp/sluice-dbos-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    if (GetParam() == Dialect::kPostgres) {
+      testing::PgServer* s = pg_server();
+      ASSERT_TRUE(s->running());
+      url_ = s->url();
+      // A clean schema for every test.
+      auto db = reset_pg();
+      ASSERT_TRUE(db.is_ok()) << db.to_string();
+    } else {
+      url_ = "sqlite:" + dir_ + "/os.db";
+    }
+    auto db = Database::open(url_);
+    ASSERT_TRUE(db.is_ok()) << db.status().to_string();
+    db_ = *db;
+    auto s = db_->connect();
+    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+    session_ = std::move(*s);
+  }
+  void TearDown() override {
+    session_.reset();
+    db_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+    KnobRegistry::global().reset_for_testing();
+  }
+
+  Status reset_pg() {
+    // A bare connection: opening a Database would migrate (and refuse a future schema).
+    SLUICE_ASSIGN_OR_RETURN(auto conn, open_pg_connection(url_, nullptr));
+    return conn->execute_script("DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
+  }
+
+  std::unique_ptr<Session> new_session() {
+    auto s = db_->connect();
+    EXPECT_TRUE(s.is_ok()) << s.status().to_string();
+    return std::move(*s);
+  }
+
+  int64_t scalar(const std::string& sql) {
+    auto r = session_->query(sql);
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    if (!r.is_ok() || r->rows.empty()) {
+      return -1;
+    }
+    return value_to_int(r->rows[0][0]).value_or(-1);
+  }
+
+  std::string dir_;
+  std::string url_;
+  std::shared_ptr<Database> db_;
+  std::unique_ptr<Session> session_;
+};
+
+// --- schema ---
+
+TEST_P(DbosTest, OpenMigratesToTheLatestVersionAndReopenIsIdempotent) {
+  EXPECT_EQ(db_->schema_version(), 2);
+  EXPECT_EQ(scalar("SELECT count(*) FROM dbos_schema"), 2);
+  auto again = Database::open(url_);
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_EQ((*again)->schema_version(), 2);
+  EXPECT_EQ(scalar("SELECT count(*) FROM dbos_schema"), 2);
+  const std::vector<std::string> want = {"fifo", "least_loaded", "least_loaded_global", "locality"};
+  EXPECT_EQ(db_->schedulers(), want);
+}
+
+TEST_P(DbosTest, AnOldSchemaIsMigratedForward) {
+  ASSERT_TRUE(session_
+                  ->execute_script("DROP VIEW TaskHistory; DROP VIEW WorkerLoad; DROP VIEW "
+                                   "Mailbox; DELETE FROM dbos_schema WHERE version = 2;")
+                  .is_ok());
+  auto again = Database::open(url_);
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_EQ(scalar("SELECT max(version) FROM dbos_schema"), 2);
+  EXPECT_EQ(scalar("SELECT count(*) FROM WorkerLoad"), 0);
+}
+
+TEST_P(DbosTest, ANewerSchemaIsRefused) {
+  ASSERT_TRUE(session_->execute_script("INSERT INTO dbos_schema VALUES (99, 'future', 0)").is_ok());
+  auto again = Database::open(url_);
+  ASSERT_FALSE(again.is_ok());
+  EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(again.status().message().find("99"), std::string::npos);
+}
+
+// --- schedulers ---
+
+TEST_P(DbosTest, FifoFillsCapacityThenRefusesUntilATaskCompletes) {
+  Scheduler sched(*session_);
+  ASSERT_TRUE(sched.add_worker({.worker_id = 1, .p_key = 0, .capacity = 2}).is_ok());
+  ASSERT_TRUE(sched.add_worker({.worker_id = 2, .p_key = 0, .capacity = 2}).is_ok());
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 4; ++i) {
+    auto a = sched.schedule("fifo", {.p_key = 0});
+    ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+    ASSERT_TRUE(a->worker_id.has_value());
+    ids.push_back(a->task_id);
+  }
+  auto full = sched.schedule("fifo", {.p_key = 0});
+  ASSERT_FALSE(full.is_ok());
+  EXPECT_EQ(full.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(scalar("SELECT sum(unused_capacity) FROM Worker"), 0);
+  auto done = sched.complete(ids[0]);
+  ASSERT_TRUE(done.is_ok()) << done.status().to_string();
+  EXPECT_FALSE(done->has_value());
+  EXPECT_EQ(scalar("SELECT sum(unused_capacity) FROM Worker"), 1);
+  EXPECT_TRUE(sched.schedule("fifo", {.p_key = 0}).is_ok());
+  EXPECT_EQ(scalar("SELECT count(*) FROM Task WHERE state = 'done' AND finished_us IS NOT NULL"),
+            1);
+}
+
+TEST_P(DbosTest, FifoTriesOtherPartitions) {
+  Scheduler sched(*session_);
+  ASSERT_TRUE(sched.add_worker({.worker_id = 1, .p_key = 0, .capacity = 1}).is_ok());
+  ASSERT_TRUE(sched.add_worker({.worker_id = 2, .p_key = 2, .capacity = 1}).is_ok());
+  auto a = sched.schedule_any("fifo", {.p_key = 0}, 3);
+  auto b = sched.schedule_any("fifo", {.p_key = 0}, 3);
+  ASSERT_TRUE(a.is_ok() && b.is_ok());
+  EXPECT_EQ(a->p_key, 0);
+  EXPECT_EQ(b->p_key, 2);
+  EXPECT_EQ(sched.schedule_any("fifo", {.p_key = 1}, 3).status().code(),
+            StatusCode::kResourceExhausted);
+}
+
+TEST_P(DbosTest, LocalityDefersAndAssignsWhenCapacityFrees) {
+  Scheduler sched(*session_);
+  ASSERT_TRUE(sched.add_worker({.worker_id = 7, .p_key = 3, .capacity = 1}).is_ok());
+  auto first = sched.schedule("locality", {.p_key = 3});
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  EXPECT_EQ(first->worker_id, 7);
+  auto second = sched.schedule("locality", {.p_key = 3, .payload = "waits"});
+  ASSERT_TRUE(second.is_ok()) << second.status().to_string();
+  EXPECT_FALSE(second->worker_id.has_value());
+  auto third = sched.schedule("locality", {.p_key = 3});
+  ASSERT_TRUE(third.is_ok());
+  EXPECT_EQ(scalar("SELECT count(*) FROM Task WHERE state = 'deferred'"), 2);
+  auto freed = sched.complete(first->task_id);
+  ASSERT_TRUE(freed.is_ok()) << freed.status().to_string();
+  ASSERT_TRUE(freed->has_value());
+  EXPECT_EQ((*freed)->task_id, second->task_id);  // the oldest deferred task goes first
+  EXPECT_EQ((*freed)->worker_id, 7);
+  EXPECT_EQ(scalar("SELECT unused_capacity FROM Worker WHERE worker_id = 7"), 0);
+  EXPECT_EQ(scalar("SELECT count(*) FROM TaskHistory WHERE wait_us IS NOT NULL"), 2);
+}
+
+TEST_P(DbosTest, LeastLoadedPicksTheWorkerWithMostUnusedCapacity) {
+  Scheduler sched(*session_);
+  ASSERT_TRUE(sched.add_worker({.worker_id = 1, .p_key = 0, .capacity = 2}).is_ok());
+  ASSERT_TRUE(sched.add_worker({.worker_id = 2, .p_key = 0, .capacity = 5}).is_ok());
+  ASSERT_TRUE(sched.add_worker({.worker_id = 3, .p_key = 1, .capacity = 9}).is_ok());
+  auto a = sched.schedule("least_loaded", {.p_key = 0});
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  EXPECT_EQ(a->worker_id, 2);
+  auto g = sched.schedule("least_loaded_global", {.p_key = 0});
+  ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+  EXPECT_EQ(g->worker_id, 3);
+  EXPECT_EQ(g->p_key, 1);  // the task moved to the worker's partition
+}
+
+TEST_P(DbosTest, ConcurrentSchedulersNeverDoubleAssignCapacity) {
+  Scheduler setup(*session_);
+  int64_t total = 0;
+  for (int w = 0; w < 8; ++w) {
+    ASSERT_TRUE(setup.add_worker({.worker_id = w + 1, .p_key = w % 4, .capacity = 5}).is_ok());
+    total += 5;
+  }
+  std::atomic<int64_t> assigned{0};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      auto s = db_->connect();
+      if (!s.is_ok()) {
+        ++errors;
+        return;
+      }
+      Scheduler sched(**s);
+      const char* names[] = {"fifo", "least_loaded", "fifo", "least_loaded_global"};
+      for (;;) {
+        auto a = sched.schedule_any(names[t], {.p_key = t}, 4);
+        if (!a.is_ok()) {
+          if (a.status().code() != StatusCode::kResourceExhausted) {
+            ADD_FAILURE() << a.status().to_string();
+            ++errors;
+          }
+          return;
+        }
+        ++assigned;
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(assigned.load(), total);
+  EXPECT_EQ(scalar("SELECT count(*) FROM Task WHERE state = 'running'"), total);
+  EXPECT_EQ(scalar("SELECT sum(unused_capacity) FROM Worker"), 0);
+  EXPECT_EQ(scalar("SELECT count(*) FROM Worker w WHERE capacity <> (SELECT count(*) FROM Task t "
+                   "WHERE t.worker_id = w.worker_id AND t.state = 'running')"),
+            0);
+}
+
+TEST_P(DbosTest, BatchSchedulingAndCompletionAreOneTransactionEach) {
+  Scheduler sched(*session_);
+  ASSERT_TRUE(sched.add_worker({.worker_id = 1, .p_key = 0, .capacity = 100}).is_ok());
+  std::vector<TaskSpec> tasks(50, TaskSpec{.p_key = 0});
+  auto r = sched.schedule_batch("fifo", tasks);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  ASSERT_EQ(r->size(), 50u);
+  std::vector<int64_t> ids;
+  for (const auto& a : *r) {
+    ASSERT_TRUE(a.worker_id.has_value());
+    ids.push_back(a.task_id);
+  }
+  auto c = sched.complete_batch(ids);
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(scalar("SELECT unused_capacity FROM Worker"), 100);
+}
+
+TEST_P(DbosTest, ANewSchedulerIsOneSqlFileAndNoRebuild) {
+  const fs::path dir = fs::path(dir_) / "schedulers" / std::string(dialect_name(GetParam()));
+  fs::create_directories(dir);
+  std::ofstream f(dir / "sched_highest_id.sql");
+  if (GetParam() == Dialect::kSqlite) {
+    f << "SELECT worker_id FROM Worker WHERE p_key = :p_key AND unused_capacity > 0\n"
+         "ORDER BY worker_id DESC LIMIT 1;\n"
+         "UPDATE Worker SET unused_capacity = unused_capacity - 1 WHERE worker_id = :worker_id;\n"
+         "INSERT INTO Task (task_id, p_key, worker_id, state, priority, scheduler, created_us)\n"
+         "SELECT :task_id, :p_key, :worker_id, 'running', :priority, :scheduler, :now_us\n"
+         "WHERE :worker_id IS NOT NULL RETURNING task_id, p_key, worker_id;\n";
+  } else {
+    f << "CREATE OR REPLACE FUNCTION dbos_sched_highest_id(p_key bigint, task_id bigint DEFAULT "
+         "NULL, priority bigint DEFAULT 0, payload text DEFAULT NULL, scheduler text DEFAULT "
+         "'highest_id', now_us bigint DEFAULT 0) RETURNS TABLE (a bigint, b bigint, c bigint) "
+         "LANGUAGE plpgsql AS $$ DECLARE wid bigint; tid bigint; BEGIN "
+         "UPDATE worker w SET unused_capacity = w.unused_capacity - 1 WHERE w.worker_id = "
+         "(SELECT w2.worker_id FROM worker w2 WHERE w2.p_key = dbos_sched_highest_id.p_key AND "
+         "w2.unused_capacity > 0 ORDER BY w2.worker_id DESC LIMIT 1 FOR UPDATE) RETURNING "
+         "w.worker_id INTO wid; IF wid IS NULL THEN RETURN; END IF; "
+         "INSERT INTO task AS t (p_key, worker_id, state, scheduler, created_us) VALUES "
+         "(dbos_sched_highest_id.p_key, wid, 'running', 'highest_id', now_us) RETURNING "
+         "t.task_id INTO tid; RETURN QUERY SELECT tid, dbos_sched_highest_id.p_key, wid; END $$;";
+  }
+  f.close();
+  ASSERT_TRUE(KnobRegistry::global()
+                  .set("dbos.scheduler_dir", (fs::path(dir_) / "schedulers").string())
+                  .is_ok());
+  auto db = Database::open(url_);
+  ASSERT_TRUE(db.is_ok()) << db.status().to_string();
+  auto s = (*db)->connect();
+  ASSERT_TRUE(s.is_ok());
+  Scheduler sched(**s);
+  ASSERT_TRUE(sched.add_worker({.worker_id = 4, .p_key = 0, .capacity = 1}).is_ok());
+  ASSERT_TRUE(sched.add_worker({.worker_id = 9, .p_key = 0, .capacity = 1}).is_ok());
+  auto a = sched.schedule("highest_id", {.p_key = 0});
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  EXPECT_EQ(a->worker_id, 9);
+}
+
+TEST_P(DbosTest, UnknownWorkerTaskOrSchedulerIsAClearError) {
+  Scheduler sched(*session_);
+  EXPECT_EQ(sched.remove_worker(42).code(), StatusCode::kNotFound);
+  EXPECT_EQ(sched.complete(12345).status().code(), StatusCode::kNotFound);
+  auto bad = sched.schedule("no_such", {.p_key = 0});
+  EXPECT_EQ(bad.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(bad.status().message().find("fifo"), std::string::npos);  // lists what exists
+  ASSERT_TRUE(sched.add_worker({.worker_id = 1, .p_key = 0, .capacity = 1}).is_ok());
+  auto a = sched.schedule("fifo", {.p_key = 0});
+  ASSERT_TRUE(a.is_ok());
+  EXPECT_EQ(sched.remove_worker(1).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(sched.add_worker({.worker_id = 1, .p_key = 0, .capacity = 0}).code(),
+            StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(sched.complete(a->task_id).is_ok());
+  EXPECT_EQ(sched.complete(a->task_id).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(sched.remove_worker(1).is_ok());
+}
+
+// --- IPC ---
+
+TEST_P(DbosTest, MessagesArriveOnceAndInOrder) {
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1, "a").is_ok());
+  ASSERT_TRUE(ipc.create_endpoint(2, "b").is_ok());
+  for (int i = 0; i < 20; ++i) {
+    auto r = ipc.send(1, 2, fmt::format("m{}", i));
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  }
+  std::vector<std::string> got;
+  while (got.size() < 20) {
+    auto r = ipc.try_recv(2, 7);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    ASSERT_FALSE(r->empty());
+    for (const auto& m : *r) {
+      EXPECT_EQ(m.sender_id, 1);
+      EXPECT_EQ(m.message_id, static_cast<int64_t>(got.size() + 1));
+      got.push_back(m.data);
+    }
+  }
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(got[static_cast<size_t>(i)], fmt::format("m{}", i));
+  }
+  auto empty = ipc.try_recv(2, 5);
+  ASSERT_TRUE(empty.is_ok());
+  EXPECT_TRUE(empty->empty());
+}
+
+TEST_P(DbosTest, BinaryPayloadsSurviveUnchanged) {
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+  std::string data;
+  for (int i = 0; i < 8192; ++i) {
+    data.push_back(static_cast<char>(i * 7));
+  }
+  ASSERT_TRUE(ipc.send(1, 1, data).is_ok());
+  auto r = ipc.recv(1, 1, std::chrono::seconds(5));
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].data, data);
+}
+
+TEST_P(DbosTest, ARepeatedMessageIdIsDroppedAsADuplicate) {
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+  ASSERT_TRUE(ipc.create_endpoint(2).is_ok());
+  EXPECT_EQ(*ipc.send(1, 2, "x", 5), SendOutcome::kSent);
+  EXPECT_EQ(*ipc.send(1, 2, "x again", 5), SendOutcome::kDuplicate);
+  EXPECT_EQ(*ipc.send(1, 2, "older", 3), SendOutcome::kDuplicate);
+  EXPECT_EQ(*ipc.last_sent(1, 2), 5);
+  // Automatic numbering continues after the highest id.
+  ASSERT_TRUE(ipc.send(1, 2, "y").is_ok());
+  auto r = ipc.try_recv(2, 10);
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[1].message_id, 6);
+}
+
+TEST_P(DbosTest, UnknownReceiverAndOversizeMessagesAreRefused) {
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+  auto r = ipc.send(1, 77, "hello");
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(r.status().message().find("77"), std::string::npos);
+  EXPECT_EQ(ipc.send(66, 1, "hello").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ipc.try_recv(77).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(KnobRegistry::global().set("dbos.max_message_bytes", "100").is_ok());
+  auto big = ipc.send(1, 1, std::string(101, 'x'));
+  EXPECT_EQ(big.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(big.status().message().find("dbos.max_message_bytes"), std::string::npos);
+  EXPECT_EQ(scalar("SELECT count(*) FROM Message"), 0);
+  const int64_t to[] = {1, 77};
+  EXPECT_EQ(ipc.multicast(1, to, "x").code(), StatusCode::kNotFound);
+  EXPECT_EQ(scalar("SELECT count(*) FROM Message"), 0);  // all or nothing
+}
+
+TEST_P(DbosTest, MulticastReachesEveryReceiver) {
+  Ipc ipc(*session_);
+  std::vector<int64_t> rx;
+  ASSERT_TRUE(ipc.create_endpoint(100).is_ok());
+  for (int64_t i = 1; i <= 10; ++i) {
+    ASSERT_TRUE(ipc.create_endpoint(i).is_ok());
+    rx.push_back(i);
+  }
+  ASSERT_TRUE(ipc.multicast(100, rx, "all").is_ok());
+  ASSERT_TRUE(ipc.multicast(100, rx, "again").is_ok());
+  for (int64_t i : rx) {
+    auto r = ipc.try_recv(i, 5);
+    ASSERT_TRUE(r.is_ok());
+    ASSERT_EQ(r->size(), 2u);
+    EXPECT_EQ((*r)[0].data, "all");
+    EXPECT_EQ((*r)[1].data, "again");
+  }
+}
+
+TEST_P(DbosTest, BlockingRecvWakesOnSendFromAnotherThread) {
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+  ASSERT_TRUE(ipc.create_endpoint(2).is_ok());
+  std::thread sender([&] {
+    auto s = new_session();
+    Ipc tx(*s);
+    for (int i = 0; i < 50; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(i % 5 == 0 ? 2 : 0));
+      ASSERT_TRUE(tx.send(1, 2, std::to_string(i)).is_ok());
+    }
+  });
+  int got = 0;
+  while (got < 50) {
+    auto r = ipc.recv(2, 10, std::chrono::seconds(30));
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    for (const auto& m : *r) {
+      EXPECT_EQ(m.data, std::to_string(got));
+      ++got;
+    }
+  }
+  sender.join();
+}
+
+TEST_P(DbosTest, ASendInsideATransactionWakesTheReceiverAfterCommit) {
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+  ASSERT_TRUE(ipc.create_endpoint(2).is_ok());
+  std::thread sender([&] {
+    auto s = new_session();
+    Ipc tx(*s);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    Status st = s->transact([&]() -> Status {
+      SLUICE_RETURN_IF_ERROR(tx.send(1, 2, "in a transaction").status());
+      return tx.send(1, 2, "and another").status();
+    });
+    EXPECT_TRUE(st.is_ok()) << st.to_string();
+  });
+  std::vector<std::string> got;
+  while (got.size() < 2) {
+    auto r = ipc.recv(2, 8, std::chrono::seconds(30));
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    for (auto& m : *r)
+      got.push_back(m.data);
+  }
+  sender.join();
+  EXPECT_EQ(got[0], "in a transaction");
+  EXPECT_EQ(got[1], "and another");
+}
+
+TEST_P(DbosTest, RecvTimesOutWhenNothingComes) {
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+  auto r = ipc.recv(1, 1, std::chrono::milliseconds(50));
+  EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded);
+}
+
+TEST_P(DbosTest, AFailedHandlerLeavesTheMessagesQueued) {
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+  ASSERT_TRUE(ipc.send(1, 1, "keep me").is_ok());
+  auto r = ipc.recv_with(
+      1, 10, [](Session&, std::span<const Message>) { return internal_error("handler failed"); });
+  EXPECT_FALSE(r.is_ok());
+  EXPECT_EQ(scalar("SELECT count(*) FROM Message"), 1);
+  auto ok = ipc.recv_with(1, 10, [](Session&, std::span<const Message> m) {
+    return m.size() == 1 && m[0].data == "keep me" ? Status() : internal_error("wrong");
+  });
+  ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+  EXPECT_EQ(*ok, 1);
+  EXPECT_EQ(scalar("SELECT count(*) FROM Message"), 0);
+}
+
+// A sender and a receiver process are killed with SIGKILL at random points and restarted until all
+// messages went through; every message must be processed exactly once, in order.
+TEST_P(DbosTest, KilledSendersAndReceiversLoseAndDuplicateNothing) {
+  constexpr int64_t kMessages = 300;
+  const bool pg = GetParam() == Dialect::kPostgres;
+  ASSERT_TRUE(session_
+                  ->execute_script(pg ? "CREATE TABLE received (n bigserial PRIMARY KEY, "
+                                        "sender_id bigint, message_id bigint)"
+                                      : "CREATE TABLE received (n INTEGER PRIMARY KEY, "
+                                        "sender_id INTEGER, message_id INTEGER)")
+                  .is_ok());
+  {
+    Ipc ipc(*session_);
+    ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+    ASSERT_TRUE(ipc.create_endpoint(2).is_ok());
+  }
+  const std::string url = url_;
+  auto run_sender = [url]() -> int {
+    auto db = Database::open(url);
+    if (!db.is_ok())
+      return 3;
+    auto s = (*db)->connect();
+    if (!s.is_ok())
+      return 3;
+    Ipc ipc(**s);
+    auto last = ipc.last_sent(1, 2);
+    if (!last.is_ok())
+      return 3;
+    for (int64_t i = *last + 1; i <= kMessages; ++i) {
+      // Resend the last id too: it may or may not have committed before the kill.
+      if (!ipc.send(1, 2, std::to_string(i), i).is_ok())
+        return 4;
+    }
+    return 0;
+  };
+  auto run_receiver = [url, pg]() -> int {
+    auto db = Database::open(url);
+    if (!db.is_ok())
+      return 3;
+    auto s = (*db)->connect();
+    if (!s.is_ok())
+      return 3;
+    Ipc ipc(**s);
+    const std::string insert = pg ? "INSERT INTO received (sender_id, message_id) VALUES ($1, $2)"
+                                  : "INSERT INTO received (sender_id, message_id) VALUES (?1, ?2)";
+    for (;;) {
+      auto count = (*s)->query("SELECT count(*) FROM received");
+      if (!count.is_ok())
+        return 5;
+      if (value_to_int(count->rows[0][0]).value_or(0) >= kMessages)
+        return 0;
+      auto r = ipc.recv_with(
+          2, 8,
+          [&](Session& sess, std::span<const Message> msgs) -> Status {
+            for (const Message& m : msgs) {
+              std::vector<Value> p{m.sender_id, m.message_id};
+              SLUICE_RETURN_IF_ERROR(sess.query(insert, p).status());
+            }
+            return {};
+          },
+          std::chrono::seconds(2));
+      if (!r.is_ok() && r.status().code() != StatusCode::kDeadlineExceeded)
+        return 6;
+    }
+  };
+  auto spawn = [](const std::function<int()>& fn) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::_exit(fn());
+    }
+    return pid;
+  };
+  std::mt19937 rng(12345);
+  pid_t sender = spawn(run_sender);
+  pid_t receiver = spawn(run_receiver);
+  bool sender_done = false;
+  bool receiver_done = false;
+  int kills = 0;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(240);
+  while ((!sender_done || !receiver_done) && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 + rng() % 40));
+    for (pid_t* who : {&sender, &receiver}) {
+      bool& done = who == &sender ? sender_done : receiver_done;
+      if (done)
+        continue;
+      int status = 0;
+      pid_t w = ::waitpid(*who, &status, WNOHANG);
+      if (w == *who) {
+        ASSERT_TRUE(WIFEXITED(status)) << "child died unexpectedly";
+        ASSERT_EQ(WEXITSTATUS(status), 0) << (who == &sender ? "sender" : "receiver") << " failed";
+        done = true;
+      } else if (kills < 30 && rng() % 3 == 0) {
+        ::kill(*who, SIGKILL);
+        ::waitpid(*who, &status, 0);
+        ++kills;
+        *who = spawn(who == &sender ? std::function<int()>(run_sender)
+                                    : std::function<int()>(run_receiver));
+      }
+    }
+  }
+  ASSERT_TRUE(sender_done && receiver_done) << "timed out";
+  EXPECT_GT(kills, 0);
+  auto r = session_->query("SELECT message_id FROM received ORDER BY n");
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  ASSERT_EQ(r->rows.size(), static_cast<size_t>(kMessages));
+  for (size_t i = 0; i < r->rows.size(); ++i) {
+    ASSERT_EQ(value_to_int(r->rows[i][0]), static_cast<int64_t>(i + 1)) << "at " << i;
+  }
+  EXPECT_EQ(scalar("SELECT count(*) FROM Message"), 0);
+}
+
+// --- bad input: backend specific ---
+
+TEST_P(DbosTest, ALockedDatabaseIsAClearErrorAndRecovers) {
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+  ASSERT_TRUE(KnobRegistry::global().set("dbos.sqlite.busy_timeout_ms", "20").is_ok());
+  ASSERT_TRUE(KnobRegistry::global().set("dbos.pg.lock_timeout_ms", "20").is_ok());
+  ASSERT_TRUE(KnobRegistry::global().set("dbos.txn_retries", "2").is_ok());
+  // Another session holds the lock (new sessions read the shorter timeouts).
+  auto holder = new_session();
+  ASSERT_TRUE(holder
+                  ->execute_script(GetParam() == Dialect::kSqlite
+                                       ? "BEGIN EXCLUSIVE"
+                                       : "BEGIN; LOCK TABLE channel IN ACCESS EXCLUSIVE MODE")
+                  .is_ok());
+  auto s2 = db_->connect();
+  ASSERT_TRUE(s2.is_ok());
+  Ipc ipc2(**s2);
+  auto r = ipc2.send(1, 1, "x", 1);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("lock"), std::string::npos) << r.status().to_string();
+  ASSERT_TRUE(holder->execute_script("COMMIT").is_ok());
+  EXPECT_TRUE(ipc2.send(1, 1, "x", 1).is_ok());
+  auto got = ipc2.try_recv(1, 5);
+  ASSERT_TRUE(got.is_ok());
+  EXPECT_EQ(got->size(), 1u);  // the failed tries left nothing behind
+}
+
+TEST_P(DbosTest, AnUnreachableServerIsAClearError) {
+  if (GetParam() != Dialect::kPostgres) {
+    // The SQLite analogue: a path that cannot be created.
+    auto db = Database::open("sqlite:/proc/self/no/such/dir/os.db");
+    ASSERT_FALSE(db.is_ok());
+    return;
+  }
+  // A port nobody listens on (the server's port + 1 is very likely free; connect fails fast).
+  auto db = Database::open(fmt::format(
+      "postgresql://postgres@127.0.0.1:{}/postgres?connect_timeout=2", pg_server()->port() + 1));
+  ASSERT_FALSE(db.is_ok());
+  EXPECT_EQ(db.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(db.status().message().find("cannot connect"), std::string::npos)
+      << db.status().to_string();
+  auto bad = Database::open("mysql://x");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(DbosTest, AServerRestartMidRunLosesAndDuplicatesNothing) {
+  if (GetParam() != Dialect::kPostgres) {
+    GTEST_SKIP() << "a PostgreSQL server restart";
+  }
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+  ASSERT_TRUE(ipc.create_endpoint(2).is_ok());
+  for (int i = 1; i <= 30; ++i) {
+    ASSERT_TRUE(ipc.send(1, 2, std::to_string(i)).is_ok());
+  }
+  ASSERT_TRUE(pg_server()->restart().is_ok());
+  for (int i = 31; i <= 60; ++i) {
+    auto r = ipc.send(1, 2, std::to_string(i));
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  }
+  std::vector<std::string> got;
+  while (got.size() < 60) {
+    auto r = ipc.recv(2, 16, std::chrono::seconds(10));
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    for (auto& m : *r) {
+      got.push_back(m.data);
+    }
+  }
+  for (int i = 0; i < 60; ++i) {
+    EXPECT_EQ(got[static_cast<size_t>(i)], std::to_string(i + 1));
+  }
+}
+
+#ifdef SLUICE_DBOS_TEST_POSTGRES
+INSTANTIATE_TEST_SUITE_P(Postgres, DbosTest, ::testing::Values(Dialect::kPostgres),
+                         [](const auto&) { return std::string("postgres"); });
+#else
+INSTANTIATE_TEST_SUITE_P(Sqlite, DbosTest, ::testing::Values(Dialect::kSqlite),
+                         [](const auto&) { return std::string("sqlite"); });
+#endif
+
+}  // namespace
+}  // namespace sluice::dbos

@@ -1,0 +1,17 @@
+# Turns the dialect SQL files into a C++ table compiled into sluice_dbos, so an installed program
+# needs no source tree. Run as: cmake -DOUT=<file.cc> -DROOT=<sql dir> -DFILES=<a;b;...> -P this
+set(body "// Generated from src/dbos/sql by embed_sql.cmake; do not edit.\n")
+string(APPEND body "#include \"dbos/sql_library.h\"\n\nnamespace sluice::dbos::detail {\n\n")
+string(APPEND body "const std::vector<EmbeddedSqlFile>& embedded_sql_files() {\n")
+string(APPEND body "  static const std::vector<EmbeddedSqlFile> files = {\n")
+foreach(f IN LISTS FILES)
+  file(READ ${ROOT}/${f} text)
+  string(FIND "${text}" ")dbos_sql\"" bad)
+  if(NOT bad EQUAL -1)
+    message(FATAL_ERROR "${f} contains the raw-string terminator")
+  endif()
+  string(APPEND body "      {\"${f}\", R\"dbos_sql(${text})dbos_sql\"},\n")
+endforeach()
+string(APPEND body "  };\n  return files;\n}\n\n}  // namespace sluice::dbos::detail\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

@@ -1,0 +1,400 @@
+// The PostgreSQL backend: one libpq connection, statements prepared once per connection, the
+// services called as PL/pgSQL functions with named arguments, LISTEN/NOTIFY for wake-ups.
+#include <fmt/format.h>
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <charconv>
+#include <cstring>
+#include <set>
+#include <unordered_map>
+
+#include "dbos/connection.h"
+#include "sluice/common/knobs.h"
+
+namespace sluice::dbos {
+namespace {
+
+const IntKnob kReconnectAttempts({.name = "dbos.pg.reconnect_attempts",
+                                  .default_value = 20,
+                                  .min = 1,
+                                  .max = 100000,
+                                  .stage = KnobStage::kRuntime,
+                                  .help = "tries to re-open a lost PostgreSQL connection, 250 ms "
+                                          "apart, before a call fails as unavailable"});
+
+const IntKnob kLockTimeoutMs({.name = "dbos.pg.lock_timeout_ms",
+                              .default_value = 5000,
+                              .min = 0,
+                              .max = 600000,
+                              .stage = KnobStage::kRuntime,
+                              .help = "how long a PostgreSQL statement waits for a lock another "
+                                      "session holds before the transaction is retried or fails "
+                                      "(0: forever)"});
+
+// Type OIDs (pg_type.h) the results decode.
+constexpr Oid kBool = 16, kBytea = 17, kInt8 = 20, kInt2 = 21, kInt4 = 23, kOid = 26, kFloat4 = 700,
+              kFloat8 = 701;
+
+struct Unhex {
+  static int nibble(char c) {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
+    return -1;
+  }
+};
+
+Value decode(const PGresult* res, int r, int c) {
+  if (PQgetisnull(res, r, c) != 0) {
+    return std::monostate{};
+  }
+  const char* p = PQgetvalue(res, r, c);
+  const auto n = static_cast<size_t>(PQgetlength(res, r, c));
+  switch (PQftype(res, c)) {
+    case kInt8:
+    case kInt4:
+    case kInt2:
+    case kOid: {
+      int64_t v = 0;
+      std::from_chars(p, p + n, v);
+      return v;
+    }
+    case kFloat4:
+    case kFloat8: return std::strtod(p, nullptr);
+    case kBool: return static_cast<int64_t>(p[0] == 't' ? 1 : 0);
+    case kBytea: {
+      std::string out;
+      if (n >= 2 && p[0] == '\\' && p[1] == 'x') {
+        out.reserve((n - 2) / 2);
+        for (size_t i = 2; i + 1 < n; i += 2) {
+          out.push_back(static_cast<char>(Unhex::nibble(p[i]) * 16 + Unhex::nibble(p[i + 1])));
+        }
+      } else {
+        size_t len = 0;
+        unsigned char* raw = PQunescapeBytea(reinterpret_cast<const unsigned char*>(p), &len);
+        if (raw != nullptr) {
+          out.assign(reinterpret_cast<const char*>(raw), len);
+          PQfreemem(raw);
+        }
+      }
+      return Blob{std::move(out)};
+    }
+    default: return std::string(p, n);
+  }
+}
+
+class PgConnection final : public Connection {
+ public:
+  PgConnection(std::string conninfo, const SqlLibrary* library)
+      : conninfo_(std::move(conninfo)), library_(library) {}
+  ~PgConnection() override {
+    if (conn_ != nullptr) {
+      PQfinish(conn_);
+    }
+  }
+
+  Dialect dialect() const override { return Dialect::kPostgres; }
+
+  Status connect_once() {
+    if (conn_ != nullptr) {
+      PQfinish(conn_);
+    }
+    prepared_.clear();
+    conn_ = PQconnectdb(conninfo_.c_str());
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      std::string msg = PQerrorMessage(conn_);
+      while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) {
+        msg.pop_back();
+      }
+      last_kind_ = ErrorKind::kConnectionLost;
+      return unavailable(fmt::format(
+          "cannot connect to PostgreSQL ({}): {}; is the server running and the URL right?",
+          redacted(), msg));
+    }
+    const std::string setup = fmt::format(
+        "SET client_min_messages = warning; SET lock_timeout = {}", kLockTimeoutMs.get());
+    PGresult* r = PQexec(conn_, setup.c_str());
+    PQclear(r);
+    for (const auto& ch : channels_) {
+      SLUICE_RETURN_IF_ERROR(run_listen(ch));
+    }
+    return {};
+  }
+
+  Status query(std::string_view sql, std::span<const Value> params, QueryResult* out) override {
+    SLUICE_ASSIGN_OR_RETURN(const std::string* name, prepare(std::string(sql)));
+    return exec_prepared(*name, params, out);
+  }
+
+  Status execute_script(std::string_view sql) override {
+    PGresult* res = PQexec(conn_, std::string(sql).c_str());
+    Status s = check(res, "SQL script failed");
+    PQclear(res);
+    return s;
+  }
+
+  Status call(std::string_view procedure, std::span<const Arg> args, QueryResult* out) override {
+    call_key_.assign(procedure);
+    for (const Arg& a : args) {
+      call_key_.push_back(',');
+      call_key_.append(a.name);
+    }
+    auto it = call_sql_.find(call_key_);
+    if (it == call_sql_.end()) {
+      std::string sql = fmt::format("SELECT * FROM dbos_{}(", procedure);
+      for (size_t i = 0; i < args.size(); ++i) {
+        sql += fmt::format("{}{} => ${}", i == 0 ? "" : ", ", args[i].name, i + 1);
+      }
+      sql += ")";
+      it = call_sql_.emplace(call_key_, std::move(sql)).first;
+    }
+    params_.clear();
+    for (const Arg& a : args) {
+      params_.push_back(a.value);
+    }
+    return query(it->second, params_, out);
+  }
+
+  Status begin(bool) override { return simple("BEGIN"); }
+  Status commit() override { return simple("COMMIT"); }
+  Status rollback() override {
+    if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK ||
+        PQtransactionStatus(conn_) == PQTRANS_IDLE) {
+      return {};
+    }
+    const ErrorKind kind = last_kind_;  // the failure that caused the rollback decides retries
+    Status s = simple("ROLLBACK");
+    last_kind_ = kind;
+    return s;
+  }
+  bool autocommit_calls_are_atomic() const override { return true; }
+  ErrorKind last_error_kind() const override { return last_kind_; }
+
+  Status reconnect() override {
+    Status s;
+    for (int64_t i = 0; i < kReconnectAttempts.get(); ++i) {
+      s = connect_once();
+      if (s.is_ok()) {
+        return s;
+      }
+      ::poll(nullptr, 0, 250);
+    }
+    return s;
+  }
+
+  Status listen(std::string_view channel) override {
+    std::string ch(channel);
+    if (!channels_.insert(ch).second) {
+      return {};
+    }
+    return run_listen(ch);
+  }
+
+  Result<bool> wait_notification(int timeout_ms) override {
+    if (drain()) {
+      return true;
+    }
+    struct pollfd pfd {};
+    pfd.fd = PQsocket(conn_);
+    pfd.events = POLLIN;
+    if (pfd.fd < 0) {
+      last_kind_ = ErrorKind::kConnectionLost;
+      return unavailable("the PostgreSQL connection is closed");
+    }
+    int rc = ::poll(&pfd, 1, timeout_ms);
+    if (rc < 0) {
+      return errno_status(errno, "poll on the PostgreSQL socket");
+    }
+    if (rc == 0) {
+      return false;
+    }
+    if (PQconsumeInput(conn_) == 0) {
+      last_kind_ = ErrorKind::kConnectionLost;
+      return unavailable(fmt::format("lost the PostgreSQL connection: {}", PQerrorMessage(conn_)));
+    }
+    return drain();
+  }
+
+ private:
+  bool drain() {
+    if (PQconsumeInput(conn_) == 0) {
+      return false;
+    }
+    bool any = false;
+    while (PGnotify* n = PQnotifies(conn_)) {
+      any = true;
+      PQfreemem(n);
+    }
+    return any;
+  }
+
+  std::string redacted() const {
+    // The connection string without a password.
+    std::string s = conninfo_;
+    auto at = s.find('@');
+    auto scheme = s.find("://");
+    if (at != std::string::npos && scheme != std::string::npos && at > scheme) {
+      auto colon = s.find(':', scheme + 3);
+      if (colon != std::string::npos && colon < at) {
+        s.replace(colon, at - colon, ":***");
+      }
+    }
+    return s;
+  }
+
+  Status run_listen(const std::string& ch) {
+    char* ident = PQescapeIdentifier(conn_, ch.c_str(), ch.size());
+    if (ident == nullptr) {
+      return invalid_argument(fmt::format("bad channel name '{}'", ch));
+    }
+    std::string sql = fmt::format("LISTEN {}", ident);
+    PQfreemem(ident);
+    return simple(sql.c_str());
+  }
+
+  Status simple(const char* sql) {
+    PGresult* res = PQexec(conn_, sql);
+    Status s = check(res, sql);
+    PQclear(res);
+    return s;
+  }
+
+  Result<const std::string*> prepare(const std::string& sql) {
+    auto it = prepared_.find(sql);
+    if (it != prepared_.end()) {
+      return &it->second;
+    }
+    std::string name = fmt::format("s{}", next_stmt_++);
+    PGresult* res = PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr);
+    Status s = check(res, "cannot prepare SQL");
+    PQclear(res);
+    SLUICE_RETURN_IF_ERROR(s);
+    return &prepared_.emplace(sql, std::move(name)).first->second;
+  }
+
+  Status exec_prepared(const std::string& name, std::span<const Value> params, QueryResult* out) {
+    const size_t n = params.size();
+    texts_.resize(n);
+    values_.resize(n);
+    lengths_.resize(n);
+    formats_.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      const Value& v = params[i];
+      formats_[i] = 0;
+      switch (v.index()) {
+        case 0:
+          values_[i] = nullptr;
+          lengths_[i] = 0;
+          continue;
+        case 1: texts_[i] = std::to_string(std::get<1>(v)); break;
+        case 2: texts_[i] = fmt::format("{}", std::get<2>(v)); break;
+        case 3: texts_[i] = std::get<3>(v); break;
+        case 4: {
+          const std::string& b = std::get<4>(v).bytes;
+          values_[i] = b.data();
+          lengths_[i] = static_cast<int>(b.size());
+          formats_[i] = 1;
+          continue;
+        }
+        default: break;
+      }
+      values_[i] = texts_[i].c_str();
+      lengths_[i] = static_cast<int>(texts_[i].size());
+    }
+    PGresult* res = PQexecPrepared(conn_, name.c_str(), static_cast<int>(n), values_.data(),
+                                   lengths_.data(), formats_.data(), 0);
+    Status s = check(res, "SQL failed");
+    if (s.is_ok()) {
+      out->columns.clear();
+      out->rows.clear();
+      const int nf = PQnfields(res);
+      const int nt = PQntuples(res);
+      for (int c = 0; c < nf; ++c) {
+        out->columns.emplace_back(PQfname(res, c));
+      }
+      out->rows.reserve(static_cast<size_t>(nt));
+      for (int r = 0; r < nt; ++r) {
+        Row row;
+        row.reserve(static_cast<size_t>(nf));
+        for (int c = 0; c < nf; ++c) {
+          row.push_back(decode(res, r, c));
+        }
+        out->rows.push_back(std::move(row));
+      }
+      const char* changed = PQcmdTuples(res);
+      out->rows_changed = changed != nullptr && changed[0] != '\0' ? std::atoll(changed) : 0;
+    }
+    PQclear(res);
+    return s;
+  }
+
+  Status check(PGresult* res, std::string_view what) {
+    ExecStatusType st = res != nullptr ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
+      last_kind_ = ErrorKind::kNone;
+      return {};
+    }
+    const char* state = res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+    std::string code = state != nullptr ? state : "";
+    std::string msg = res != nullptr ? PQresultErrorMessage(res) : PQerrorMessage(conn_);
+    if (msg.empty()) {
+      msg = PQerrorMessage(conn_);
+    }
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) {
+      msg.pop_back();
+    }
+    if (PQstatus(conn_) != CONNECTION_OK || code.starts_with("08") || code == "57P01" ||
+        code == "57P02" || code == "57P03") {
+      last_kind_ = ErrorKind::kConnectionLost;
+      return unavailable(fmt::format("lost the PostgreSQL connection ({}): {}", redacted(), msg));
+    }
+    if (code == "40001" || code == "40P01" || code == "55P03") {
+      last_kind_ = ErrorKind::kConflict;
+      return unavailable(fmt::format("{}: transaction conflict ({}): {}", what, code, msg));
+    }
+    last_kind_ = ErrorKind::kOther;
+    if (code == "23505") {
+      return already_exists(fmt::format("{}: {}", what, msg));
+    }
+    if (code.starts_with("23")) {
+      return failed_precondition(fmt::format("{}: {}", what, msg));
+    }
+    if (code.starts_with("42") || code.starts_with("22")) {
+      return invalid_argument(fmt::format("{}: {}", what, msg));
+    }
+    if (code == "53100" || code == "53200") {
+      return resource_exhausted(fmt::format("{}: {}", what, msg));
+    }
+    return internal_error(fmt::format("{}: {} (SQLSTATE {})", what, msg, code));
+  }
+
+  std::string conninfo_;
+  const SqlLibrary* library_;
+  PGconn* conn_ = nullptr;
+  std::unordered_map<std::string, std::string> prepared_;
+  std::unordered_map<std::string, std::string> call_sql_;
+  std::set<std::string> channels_;
+  std::string call_key_;
+  std::vector<Value> params_;
+  std::vector<std::string> texts_;
+  std::vector<const char*> values_;
+  std::vector<int> lengths_;
+  std::vector<int> formats_;
+  int next_stmt_ = 0;
+  ErrorKind last_kind_ = ErrorKind::kNone;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Connection>> open_pg_connection(const std::string& conninfo,
+                                                       const SqlLibrary* library) {
+  auto conn = std::make_unique<PgConnection>(conninfo, library);
+  SLUICE_RETURN_IF_ERROR(conn->connect_once());
+  return std::unique_ptr<Connection>(std::move(conn));
+}
+
+}  // namespace sluice::dbos

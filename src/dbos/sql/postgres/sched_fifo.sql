@@ -1,0 +1,29 @@
+-- The paper's simple FIFO scheduler (Figure 2) as a stored function: the first worker of
+-- partition p_key with unused capacity takes the task; none: no row (the caller tries another
+-- partition). SKIP LOCKED lets concurrent schedulers pass each other; the CHECK on
+-- unused_capacity makes double assignment impossible.
+CREATE OR REPLACE FUNCTION dbos_sched_fifo(p_key bigint, task_id bigint DEFAULT NULL,
+    priority bigint DEFAULT 0, payload text DEFAULT NULL, scheduler text DEFAULT 'fifo',
+    now_us bigint DEFAULT 0)
+RETURNS TABLE (out_task_id bigint, out_p_key bigint, out_worker_id bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  wid bigint;
+  tid bigint;
+BEGIN
+  UPDATE worker w SET unused_capacity = w.unused_capacity - 1
+  WHERE w.worker_id = (SELECT w2.worker_id FROM worker w2
+                       WHERE w2.p_key = dbos_sched_fifo.p_key AND w2.unused_capacity > 0
+                       LIMIT 1 FOR UPDATE SKIP LOCKED)
+  RETURNING w.worker_id INTO wid;
+  IF wid IS NULL THEN
+    RETURN;
+  END IF;
+  INSERT INTO task AS t (task_id, p_key, worker_id, state, priority, scheduler, payload,
+                         created_us, assigned_us)
+  VALUES (coalesce(dbos_sched_fifo.task_id, nextval(pg_get_serial_sequence('task', 'task_id'))),
+          dbos_sched_fifo.p_key, wid, 'running', dbos_sched_fifo.priority,
+          dbos_sched_fifo.scheduler, dbos_sched_fifo.payload, now_us, now_us)
+  RETURNING t.task_id INTO tid;
+  RETURN QUERY SELECT tid, dbos_sched_fifo.p_key, wid;
+END $$;

@@ -1,0 +1,136 @@
+-- The services as PL/pgSQL functions dbos_<procedure>, called with named arguments. Each returns
+-- the same columns, in the same order, as the SQLite procedure of that name.
+
+CREATE OR REPLACE FUNCTION dbos_worker_upsert(worker_id bigint, p_key bigint, capacity bigint,
+    now_us bigint DEFAULT 0)
+RETURNS TABLE (out_busy bigint) LANGUAGE plpgsql AS $$
+DECLARE
+  b bigint;
+BEGIN
+  SELECT w.capacity - w.unused_capacity INTO b FROM worker w
+  WHERE w.worker_id = dbos_worker_upsert.worker_id FOR UPDATE;
+  IF b IS NULL THEN
+    INSERT INTO worker (worker_id, p_key, capacity, unused_capacity, created_us)
+    VALUES (dbos_worker_upsert.worker_id, dbos_worker_upsert.p_key, dbos_worker_upsert.capacity,
+            dbos_worker_upsert.capacity, now_us);
+  ELSIF dbos_worker_upsert.capacity >= b THEN
+    UPDATE worker w SET capacity = dbos_worker_upsert.capacity,
+                        unused_capacity = dbos_worker_upsert.capacity - b,
+                        p_key = dbos_worker_upsert.p_key
+    WHERE w.worker_id = dbos_worker_upsert.worker_id;
+  END IF;
+  RETURN QUERY SELECT b;
+END $$;
+
+CREATE OR REPLACE FUNCTION dbos_worker_remove(worker_id bigint, now_us bigint DEFAULT 0)
+RETURNS TABLE (out_busy bigint) LANGUAGE plpgsql AS $$
+DECLARE
+  b bigint;
+BEGIN
+  SELECT w.capacity - w.unused_capacity INTO b FROM worker w
+  WHERE w.worker_id = dbos_worker_remove.worker_id FOR UPDATE;
+  IF b = 0 THEN
+    DELETE FROM worker w WHERE w.worker_id = dbos_worker_remove.worker_id;
+  END IF;
+  RETURN QUERY SELECT b;
+END $$;
+
+-- Finish a running task; the oldest deferred task of its partition takes the freed unit, else the
+-- worker gets it back.
+CREATE OR REPLACE FUNCTION dbos_task_complete(task_id bigint, now_us bigint DEFAULT 0)
+RETURNS TABLE (out_state text, out_next_task bigint, out_worker_id bigint, out_p_key bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  st text;
+  wid bigint;
+  pk bigint;
+  nxt bigint;
+BEGIN
+  SELECT t.state, t.worker_id, t.p_key INTO st, wid, pk FROM task t
+  WHERE t.task_id = dbos_task_complete.task_id FOR UPDATE;
+  IF st IS NULL OR st <> 'running' THEN
+    RETURN QUERY SELECT st, NULL::bigint, wid, pk;
+    RETURN;
+  END IF;
+  PERFORM pg_advisory_xact_lock(7301, pk::int);
+  UPDATE task t SET state = 'done', finished_us = now_us
+  WHERE t.task_id = dbos_task_complete.task_id;
+  SELECT t.task_id INTO nxt FROM task t WHERE t.state = 'deferred' AND t.p_key = pk
+  ORDER BY t.task_id LIMIT 1 FOR UPDATE SKIP LOCKED;
+  IF nxt IS NOT NULL THEN
+    UPDATE task t SET state = 'running', worker_id = wid, assigned_us = now_us
+    WHERE t.task_id = nxt;
+  ELSE
+    UPDATE worker w SET unused_capacity = w.unused_capacity + 1 WHERE w.worker_id = wid;
+  END IF;
+  RETURN QUERY SELECT st, nxt, wid, pk;
+END $$;
+
+CREATE OR REPLACE FUNCTION dbos_endpoint_create(endpoint_id bigint, name text DEFAULT NULL,
+    now_us bigint DEFAULT 0)
+RETURNS TABLE (out_ok bigint) LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO endpoint AS e (endpoint_id, name, created_us)
+  VALUES (dbos_endpoint_create.endpoint_id, dbos_endpoint_create.name, now_us)
+  ON CONFLICT ON CONSTRAINT endpoint_pkey DO UPDATE SET name = coalesce(excluded.name, e.name);
+  RETURN QUERY SELECT 1::bigint;
+END $$;
+
+CREATE OR REPLACE FUNCTION dbos_endpoint_known(endpoint_id bigint, now_us bigint DEFAULT 0)
+RETURNS TABLE (out_known bigint) LANGUAGE sql AS $$
+  SELECT CASE WHEN EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = $1) THEN 1 ELSE 0 END::bigint;
+$$;
+
+CREATE OR REPLACE FUNCTION dbos_channel_last(sender_id bigint, receiver_id bigint,
+    now_us bigint DEFAULT 0)
+RETURNS TABLE (out_last_sent bigint) LANGUAGE sql AS $$
+  SELECT coalesce((SELECT c.last_sent_id FROM channel c
+                   WHERE c.sender_id = $1 AND c.receiver_id = $2), 0);
+$$;
+
+-- One message; a message id not above the pair's highest is a duplicate and is dropped. The
+-- receiver's channel is notified at commit.
+CREATE OR REPLACE FUNCTION dbos_send(sender_id bigint, receiver_id bigint, message_id bigint,
+    data bytea, now_us bigint DEFAULT 0)
+RETURNS TABLE (out_outcome text) LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = dbos_send.receiver_id) THEN
+    RETURN QUERY SELECT 'unknown receiver';
+    RETURN;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = dbos_send.sender_id) THEN
+    RETURN QUERY SELECT 'unknown sender';
+    RETURN;
+  END IF;
+  INSERT INTO channel AS c (sender_id, receiver_id, last_sent_id)
+  VALUES (dbos_send.sender_id, dbos_send.receiver_id, dbos_send.message_id)
+  ON CONFLICT ON CONSTRAINT channel_pkey DO UPDATE SET last_sent_id = excluded.last_sent_id
+  WHERE excluded.last_sent_id > c.last_sent_id;
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT 'duplicate';
+    RETURN;
+  END IF;
+  INSERT INTO message (receiver_id, sender_id, message_id, data, sent_us)
+  VALUES (dbos_send.receiver_id, dbos_send.sender_id, dbos_send.message_id, dbos_send.data,
+          now_us);
+  PERFORM pg_notify('dbos_rx_' || dbos_send.receiver_id::text, '');
+  RETURN QUERY SELECT 'sent';
+END $$;
+
+-- The receiver's oldest messages, deleted as they are taken (exactly once).
+CREATE OR REPLACE FUNCTION dbos_recv(receiver_id bigint, max_count bigint DEFAULT 1,
+    now_us bigint DEFAULT 0)
+RETURNS TABLE (out_seq bigint, out_sender_id bigint, out_message_id bigint, out_data bytea)
+LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY
+  DELETE FROM message m
+  WHERE m.seq IN (SELECT m2.seq FROM message m2 WHERE m2.receiver_id = dbos_recv.receiver_id
+                  ORDER BY m2.seq LIMIT max_count FOR UPDATE SKIP LOCKED)
+  RETURNING m.seq, m.sender_id, m.message_id, m.data;
+END $$;
+
+CREATE OR REPLACE FUNCTION dbos_has_mail(receiver_id bigint, now_us bigint DEFAULT 0)
+RETURNS TABLE (out_any bigint) LANGUAGE sql AS $$
+  SELECT CASE WHEN EXISTS (SELECT 1 FROM message m WHERE m.receiver_id = $1) THEN 1 ELSE 0 END::bigint;
+$$;

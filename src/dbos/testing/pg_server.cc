@@ -1,0 +1,140 @@
+#include "dbos/testing/pg_server.h"
+
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+namespace sluice::dbos::testing {
+namespace {
+
+Result<int> free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) {
+    return errno_status(errno, "socket");
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return errno_status(errno, "bind to a free loopback port");
+  }
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return static_cast<int>(ntohs(addr.sin_port));
+}
+
+}  // namespace
+
+std::string pg_bin_dir() {
+  for (const char* d : {"/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"}) {
+    if (std::filesystem::exists(std::string(d) + "/initdb")) {
+      return d;
+    }
+  }
+  return "";
+}
+
+PgServer::~PgServer() {
+  (void)stop();
+}
+
+std::string PgServer::as_user(const std::string& cmd) const {
+  if (!as_postgres_) {
+    return cmd;
+  }
+  return fmt::format("runuser -u postgres -- {}", cmd);
+}
+
+Status PgServer::run(const std::string& cmd) {
+  const std::string full = as_user(cmd) + fmt::format(" >>{}/setup.log 2>&1", dir_);
+  int rc = std::system(full.c_str());
+  if (rc != 0) {
+    return unavailable(fmt::format("`{}` failed (exit {}); see {}/setup.log", cmd, rc, dir_));
+  }
+  return {};
+}
+
+Status PgServer::start(const std::string& extra_conf) {
+  const std::string bin = pg_bin_dir();
+  if (bin.empty()) {
+    return unimplemented("PostgreSQL 15 is not installed (postgresql-15); run tools/setup.sh");
+  }
+  char tmpl[] = "/tmp/sluice-pg-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) {
+    return errno_status(errno, "mkdtemp for the PostgreSQL data directory");
+  }
+  dir_ = tmpl;
+  as_postgres_ = ::geteuid() == 0;
+  if (as_postgres_) {
+    struct passwd* pw = ::getpwnam("postgres");
+    if (pw == nullptr) {
+      return failed_precondition("running as root needs the `postgres` user to start a server");
+    }
+    if (::chown(dir_.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+      return errno_status(errno, fmt::format("chown {} to postgres", dir_));
+    }
+  }
+  SLUICE_ASSIGN_OR_RETURN(port_, free_port());
+  SLUICE_RETURN_IF_ERROR(
+      run(fmt::format("{}/initdb -D {}/data -A trust -U postgres --no-sync -E UTF8", bin, dir_)));
+  const std::string conf = fmt::format(
+      "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n"
+      "max_connections = 200\nshared_buffers = 128MB\nfsync = on\n{}\n",
+      port_, dir_, extra_conf);
+  const std::string append = fmt::format("sh -c \"cat >> {}/data/postgresql.conf\"", dir_);
+  FILE* f = ::popen(as_user(append).c_str(), "w");
+  if (f == nullptr) {
+    return errno_status(errno, "writing postgresql.conf");
+  }
+  std::fwrite(conf.data(), 1, conf.size(), f);
+  if (::pclose(f) != 0) {
+    return io_error(fmt::format("cannot append to {}/data/postgresql.conf", dir_));
+  }
+  return start_again();
+}
+
+Status PgServer::start_again() {
+  SLUICE_RETURN_IF_ERROR(run(fmt::format("{}/pg_ctl -D {}/data -l {}/server.log -w -t 60 start",
+                                         pg_bin_dir(), dir_, dir_)));
+  running_ = true;
+  return {};
+}
+
+Status PgServer::stop_keep_data() {
+  if (!running_) {
+    return {};
+  }
+  running_ = false;
+  return run(fmt::format("{}/pg_ctl -D {}/data -w -t 60 -m fast stop", pg_bin_dir(), dir_));
+}
+
+Status PgServer::restart() {
+  SLUICE_RETURN_IF_ERROR(stop_keep_data());
+  return start_again();
+}
+
+Status PgServer::stop() {
+  if (dir_.empty()) {
+    return {};
+  }
+  Status s = stop_keep_data();
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+  dir_.clear();
+  return s;
+}
+
+std::string PgServer::url() const {
+  return fmt::format("postgresql://postgres@127.0.0.1:{}/postgres?connect_timeout=5", port_);
+}
+
+}  // namespace sluice::dbos::testing

@@ -37,18 +37,23 @@ inline bool parse_policy(const std::string& word, WaitPolicy& out) {
   return true;
 }
 
-template <WaitPolicy P>
+// Spsc: the queue is built single-producer and single-consumer (QueueOptions), the mode to
+// compare with the SPSC peers; observers still attach as usual.
+template <WaitPolicy P, bool Spsc = false>
 class OQueueAdapter {
   using Queue = OQueue<std::uint64_t>;
 
  public:
-  static constexpr std::string_view kName = P == WaitPolicy::kSpin    ? "sluice OQueue (spin)"
-                                            : P == WaitPolicy::kYield ? "sluice OQueue (yield)"
-                                                                      : "sluice OQueue (block)";
+  static constexpr std::string_view kName =
+      Spsc ? (P == WaitPolicy::kSpin ? "sluice OQueue SPSC mode (spin)"
+                                     : "sluice OQueue SPSC mode (block)")
+           : (P == WaitPolicy::kSpin    ? "sluice OQueue (spin)"
+              : P == WaitPolicy::kYield ? "sluice OQueue (yield)"
+                                        : "sluice OQueue (block)");
   static constexpr QueueKind kKind = QueueKind::kOQueue;
 
   explicit OQueueAdapter(const char* name, std::size_t capacity = kRingLength)
-      : q_(name, capacity) {}
+      : q_(name, capacity, QueueOptions{.single_producer = Spsc, .single_consumer = Spsc}) {}
 
   struct Producer {
     Queue::Producer h;

@@ -55,5 +55,16 @@ printf 'log: [1, 2\n' > "$tmp/bad.yaml"
 expect 1 "bad.yaml" -- "$sluice" --config "$tmp/bad.yaml" knobs
 expect 1 "" -- "$sluice" --config "$tmp/missing.yaml" knobs
 
+# Modules' commands on the embedded default, kept inside the temp dir.
+export SLUICE_DBOS_DATA_DIR=$tmp
+expect 0 "fifo" -- "$sluice" sched list
+expect 0 "1" -- "$sluice" sql "SELECT 1"
+expect 1 "unknown backend" -- "$sluice" sql --backend mysql://x "SELECT 1"
+expect 1 "no IPC endpoint" -- "$sluice" ipc send --from 1 --to 999 x
+expect 0 "stats" -- "$sluice" oq --help
+expect 0 "serve" -- "$sluice" para --help
+expect 0 "run" -- "$sluice" tune --help
+unset SLUICE_DBOS_DATA_DIR
+
 echo "cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

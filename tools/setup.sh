@@ -12,6 +12,8 @@ packages=(
   libfmt-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libhwloc-dev
   # para, zicio: io_uring, O_DIRECT reads; peers in the benchmarks: fio, nginx driven by wrk
   liburing-dev fio nginx wrk
+  # wayfinder: real targets and per-trial network namespaces
+  redis-server redis-tools curl iproute2
   # dbos: SQLite (embedded default), PostgreSQL 15 server and client library
   libsqlite3-dev sqlite3 libpq-dev postgresql-15 postgresql-client-15
   # dbos IPC's peer in the benchmarks: gRPC

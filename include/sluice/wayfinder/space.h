@@ -1,0 +1,56 @@
+// sluice::wf::Space — the configuration space of a job: sampling, grids, encodings.
+//
+// A Configuration maps every parameter name to its canonical text value. The space samples
+// uniformly (log-uniformly for log-scale parameters), enumerates grids, and encodes a
+// configuration as numbers for model-based searchers (numeric parameters scaled to [0, 1],
+// categorical ones one-hot). Pinned parameters always take their fixed value.
+//
+// Thread safety: a Space is immutable after construction; use one RNG per thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "sluice/wayfinder/job.h"
+
+namespace sluice::wf {
+
+using Configuration = std::map<std::string, std::string>;
+
+// Stable text form ("a=1,b=x", sorted by name) and a 64-bit hash of it.
+std::string configuration_key(const Configuration& c);
+uint64_t configuration_hash(const Configuration& c);
+// Hash of the compile-stage values only: the build cache's key (hex).
+std::string compile_hash(const Job& job, const Configuration& c);
+
+class Space {
+ public:
+  explicit Space(const Job& job);
+
+  const std::vector<Parameter>& parameters() const { return params_; }
+  // Every parameter at its default (pinned ones at their fixed value).
+  Configuration default_configuration() const;
+  // One uniformly random configuration.
+  Configuration sample(std::mt19937_64& rng) const;
+  // The values grid search tries for parameter i (the default first when it is on the grid).
+  std::vector<std::string> grid_values(size_t i) const;
+  // Number of grid points overall; nullopt when it overflows 2^63.
+  std::optional<uint64_t> grid_size() const;
+  // The index-th grid configuration in mixed-radix order, the last parameter varying fastest.
+  Configuration grid_point(uint64_t index) const;
+
+  // Numeric encoding: one column per numeric/bool parameter (scaled to [0,1], log scale in log
+  // space) and one per value of each enum/string parameter (one-hot). Pinned parameters are left
+  // out. encoded_names() names the columns.
+  std::vector<double> encode(const Configuration& c) const;
+  std::vector<std::string> encoded_names() const;
+
+ private:
+  std::vector<Parameter> params_;
+};
+
+}  // namespace sluice::wf

@@ -1,0 +1,151 @@
+// Random and grid search, and the registry of searchers.
+#include "sluice/wayfinder/search.h"
+
+#include <fmt/format.h>
+
+#include <mutex>
+#include <set>
+
+namespace sluice::wf {
+
+std::string_view outcome_name(Outcome o) {
+  switch (o) {
+    case Outcome::kOk: return "ok";
+    case Outcome::kBuildFailure: return "build_failure";
+    case Outcome::kStartFailure: return "start_failure";
+    case Outcome::kCrash: return "crash";
+    case Outcome::kTimeout: return "timeout";
+    case Outcome::kMetricMissing: return "metric_missing";
+  }
+  return "?";
+}
+
+Result<Outcome> parse_outcome(std::string_view name) {
+  for (Outcome o : {Outcome::kOk, Outcome::kBuildFailure, Outcome::kStartFailure, Outcome::kCrash,
+                    Outcome::kTimeout, Outcome::kMetricMissing}) {
+    if (outcome_name(o) == name)
+      return o;
+  }
+  return invalid_argument(fmt::format("unknown outcome '{}'", name));
+}
+
+namespace {
+
+// Random search (the paper's baseline): unique random configurations, no use of the results.
+class RandomSearch final : public Searcher {
+ public:
+  RandomSearch(const Space& space, uint64_t seed) : space_(space), seed_(seed) {}
+  std::string_view name() const override { return "random"; }
+
+  Result<std::vector<Configuration>> propose(std::span<const Observation> history,
+                                             size_t n) override {
+    std::set<uint64_t> seen;
+    for (const auto& o : history)
+      seen.insert(configuration_hash(o.config));
+    // Seeded by the history's length: a resumed study proposes what it would have.
+    std::mt19937_64 rng(seed_ * 0x9E3779B97F4A7C15ull + history.size());
+    std::vector<Configuration> out;
+    for (size_t i = 0; i < n; ++i) {
+      Configuration c = space_.sample(rng);
+      for (int attempt = 0; attempt < 100 && seen.contains(configuration_hash(c)); ++attempt) {
+        c = space_.sample(rng);
+      }
+      if (seen.contains(configuration_hash(c)))
+        break;  // the space looks exhausted
+      seen.insert(configuration_hash(c));
+      out.push_back(std::move(c));
+    }
+    return out;
+  }
+  void observe(const Observation&) override {}
+
+ private:
+  const Space& space_;
+  uint64_t seed_;
+};
+
+// Grid search: every grid point in mixed-radix order (one parameter value after the other),
+// skipping configurations the history already holds.
+class GridSearch final : public Searcher {
+ public:
+  explicit GridSearch(const Space& space) : space_(space), size_(space.grid_size()) {}
+  std::string_view name() const override { return "grid"; }
+
+  Result<std::vector<Configuration>> propose(std::span<const Observation> history,
+                                             size_t n) override {
+    if (!size_) {
+      return invalid_argument(
+          "the grid of this space has more than 2^63 points; use random "
+          "search or fewer grid_points");
+    }
+    std::set<uint64_t> seen;
+    for (const auto& o : history)
+      seen.insert(configuration_hash(o.config));
+    std::vector<Configuration> out;
+    while (out.size() < n && next_ < *size_) {
+      Configuration c = space_.grid_point(next_++);
+      if (seen.insert(configuration_hash(c)).second)
+        out.push_back(std::move(c));
+    }
+    return out;
+  }
+  void observe(const Observation&) override {}
+
+ private:
+  const Space& space_;
+  std::optional<uint64_t> size_;
+  uint64_t next_ = 0;
+};
+
+std::mutex& registry_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<std::string, SearcherFactory>& registry() {
+  static std::map<std::string, SearcherFactory> r = {
+      {"random",
+       [](const Space& s, uint64_t seed) -> Result<std::unique_ptr<Searcher>> {
+         return std::unique_ptr<Searcher>(std::make_unique<RandomSearch>(s, seed));
+       }},
+      {"grid",
+       [](const Space& s, uint64_t) -> Result<std::unique_ptr<Searcher>> {
+         return std::unique_ptr<Searcher>(std::make_unique<GridSearch>(s));
+       }},
+  };
+  return r;
+}
+
+}  // namespace
+
+bool register_searcher(std::string name, SearcherFactory factory) {
+  std::lock_guard lock(registry_mutex());
+  registry()[std::move(name)] = std::move(factory);
+  return true;
+}
+
+std::vector<std::string> searcher_names() {
+  std::lock_guard lock(registry_mutex());
+  std::vector<std::string> out;
+  for (const auto& [k, v] : registry())
+    out.push_back(k);
+  return out;
+}
+
+Result<std::unique_ptr<Searcher>> make_searcher(std::string_view name, const Space& space,
+                                                uint64_t seed) {
+  SearcherFactory f;
+  {
+    std::lock_guard lock(registry_mutex());
+    auto it = registry().find(std::string(name));
+    if (it == registry().end()) {
+      std::string list;
+      for (const auto& [k, v] : registry())
+        list += (list.empty() ? "" : ", ") + k;
+      return invalid_argument(fmt::format("unknown search '{}' (known: {})", name, list));
+    }
+    f = it->second;
+  }
+  return f(space, seed);
+}
+
+}  // namespace sluice::wf

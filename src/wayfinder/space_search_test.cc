@@ -1,0 +1,104 @@
+// The space (sampling, grid, encoding) and both searchers.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "sluice/wayfinder/job.h"
+#include "sluice/wayfinder/search.h"
+#include "sluice/wayfinder/space.h"
+
+namespace sluice::wf {
+namespace {
+
+Job small_job() {
+  auto job = parse_job(R"Y(name: s
+parameters:
+  - {name: a, type: int, range: [1, 1000], log: true, default: 10, grid_points: 4}
+  - {name: b, type: enum, values: [x, y, z], default: y}
+  - {name: c, type: bool, default: false}
+  - {name: pinned, type: int, range: [0, 5], fixed: 2}
+commands: {bench: "true"}
+metric: {name: m, regex: "([0-9]+)"}
+)Y");
+  EXPECT_TRUE(job.is_ok()) << job.status().to_string();
+  return *job;
+}
+
+TEST(SpaceTest, SamplesStayInRangeAndKeepPinnedValues) {
+  const Job job = small_job();
+  const Space space(job);
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 500; ++i) {
+    const Configuration c = space.sample(rng);
+    const long a = std::stol(c.at("a"));
+    EXPECT_GE(a, 1);
+    EXPECT_LE(a, 1000);
+    EXPECT_EQ(c.at("pinned"), "2");
+    EXPECT_TRUE(c.at("b") == "x" || c.at("b") == "y" || c.at("b") == "z");
+  }
+  EXPECT_EQ(space.default_configuration().at("a"), "10");
+  EXPECT_EQ(space.encode(space.default_configuration()).size(), space.encoded_names().size());
+}
+
+TEST(SpaceTest, CompileHashFollowsOnlyCompileStageValues) {
+  auto job = parse_job(R"Y(name: s
+parameters:
+  - {name: k, type: int, range: [1, 9], default: 1, stage: compile}
+  - {name: r, type: int, range: [1, 9], default: 1}
+commands: {build: make, bench: "true"}
+metric: {name: m, regex: "([0-9]+)"}
+)Y");
+  ASSERT_TRUE(job.is_ok());
+  EXPECT_EQ(compile_hash(*job, {{"k", "1"}, {"r", "1"}}),
+            compile_hash(*job, {{"k", "1"}, {"r", "5"}}));
+  EXPECT_NE(compile_hash(*job, {{"k", "1"}, {"r", "1"}}),
+            compile_hash(*job, {{"k", "2"}, {"r", "1"}}));
+}
+
+TEST(SearchTest, RandomSearchProposesUniqueReproducibleConfigurations) {
+  const Job job = small_job();
+  const Space space(job);
+  auto s1 = make_searcher("random", space, 42);
+  auto s2 = make_searcher("random", space, 42);
+  ASSERT_TRUE(s1.is_ok() && s2.is_ok());
+  std::vector<Observation> history;
+  std::set<std::string> seen;
+  for (int i = 0; i < 30; ++i) {
+    auto p1 = (*s1)->propose(history, 1);
+    auto p2 = (*s2)->propose(history, 1);
+    ASSERT_TRUE(p1.is_ok());
+    ASSERT_EQ(p1->size(), 1u);
+    EXPECT_EQ((*p1)[0], (*p2)[0]);  // same seed, same history: same proposal (resume)
+    EXPECT_TRUE(seen.insert(configuration_key((*p1)[0])).second);
+    Observation o{
+        .iteration = i, .config = (*p1)[0], .outcome = i % 3 ? Outcome::kOk : Outcome::kCrash};
+    (*s1)->observe(o);
+    history.push_back(o);
+  }
+}
+
+TEST(SearchTest, GridSearchVisitsEveryPointOnceThenStops) {
+  const Job job = small_job();
+  const Space space(job);
+  ASSERT_EQ(space.grid_size().value(), 4u * 3u * 2u);  // a: 1, 10 (the default), 100, 1000
+  auto s = make_searcher("grid", space, 0);
+  ASSERT_TRUE(s.is_ok());
+  std::vector<Observation> history;
+  history.push_back({.config = space.default_configuration(), .is_default = true});
+  std::set<std::string> seen{configuration_key(space.default_configuration())};
+  while (true) {
+    auto p = (*s)->propose(history, 4);
+    ASSERT_TRUE(p.is_ok());
+    if (p->empty())
+      break;
+    for (auto& c : *p) {
+      EXPECT_TRUE(seen.insert(configuration_key(c)).second);
+      history.push_back({.config = c});
+    }
+  }
+  EXPECT_EQ(seen.size(), 24u);
+  EXPECT_FALSE(make_searcher("nope", space, 0).is_ok());
+}
+
+}  // namespace
+}  // namespace sluice::wf

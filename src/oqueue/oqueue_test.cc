@@ -722,5 +722,13 @@ INSTANTIATE_TEST_SUITE_P(Modes, SingleModeTest,
                                          Mode{true, true, false}),
                          mode_name);
 
+// The asserting attach forms abort with the reason the try_ forms return, not a guess.
+TEST(OQueueDeathTest, PlainObserverAttachAbortsWithTheReason) {
+  OQueue<uint64_t> q("death.observers", 8);
+  const std::string reason = q.try_attach_weak_observer(0).status().message();
+  ASSERT_FALSE(reason.empty());
+  EXPECT_DEATH(q.attach_weak_observer(0), reason.substr(0, 20));
+}
+
 }  // namespace
 }  // namespace sluice::oq

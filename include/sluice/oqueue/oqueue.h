@@ -1244,7 +1244,7 @@ typename OQueue<T>::StrongObserver OQueue<T>::attach_strong_observer(WaitPolicy 
                                                                      Filter<T> filter,
                                                                      uint64_t filter_arg) {
   Result<StrongObserver> r = try_attach_strong_observer(policy, filter, filter_arg);
-  SLUICE_ASSERT(r.is_ok(), "attach_strong_observer: too many strong observers; use try_attach");
+  SLUICE_ASSERT(r.is_ok(), r.status().message().c_str());
   return std::move(r).value();
 }
 
@@ -1361,7 +1361,7 @@ typename OQueue<T>::WeakObserver OQueue<T>::attach_weak_observer(size_t history_
                                                                  Filter<T> filter,
                                                                  uint64_t filter_arg) {
   Result<WeakObserver> r = try_attach_weak_observer(history_size, filter, filter_arg);
-  SLUICE_ASSERT(r.is_ok(), "attach_weak_observer: bad history size or too many weak observers");
+  SLUICE_ASSERT(r.is_ok(), r.status().message().c_str());
   return std::move(r).value();
 }
 

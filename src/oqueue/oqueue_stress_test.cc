@@ -280,10 +280,13 @@ TEST(OQueueStressTest, ProducersAttachAndDetachUnderLoad) {
   EXPECT_EQ(sum.load(), kProducers * (kPerThread * (kPerThread - 1) / 2));
 }
 
-TEST(OQueueStressTest, WeakObserversNeverSeeTornMessages) {
-  // A tiny history ring and four-word messages: producers collide on history slots all the time.
-  constexpr size_t kProducers = 3;
-  OQueue<Msg> q("stress.weak", 4);
+// Weak observers of two sizes churn, so the history ring is switched thousands of times while
+// producers write. Readers must never see a torn message, and once producers stop the history
+// must still hold recent messages: a switch that is descheduled mid-copy must not lose them.
+void weak_churn(const char* name, QueueOptions options) {
+  const size_t kProducers = options.single_producer ? 1 : 3;
+  const uint64_t per_producer = 10 * kPerProducer;
+  OQueue<Msg> q(name, 4, options);  // tiny rings: producers collide on history slots all the time
   std::atomic<bool> done{false};
   std::atomic<uint64_t> seen{0};
   std::vector<std::thread> threads;
@@ -305,7 +308,7 @@ TEST(OQueueStressTest, WeakObserversNeverSeeTornMessages) {
   for (size_t p = 0; p < kProducers; ++p) {
     threads.emplace_back([&, p] {
       auto h = q.attach_producer(WaitPolicy::kSpin);  // never waits: nothing gates it
-      for (uint64_t s = 0; s < 10 * kPerProducer; ++s)
+      for (uint64_t s = 0; s < per_producer; ++s)
         h.put(make(p, s));
     });
   }
@@ -316,12 +319,28 @@ TEST(OQueueStressTest, WeakObserversNeverSeeTornMessages) {
   threads[1].join();
   EXPECT_GT(seen.load(), 0u);
   std::vector<Msg> last = steady.history(8);
-  EXPECT_FALSE(last.empty());
-  for (const Msg& m : last)
+  ASSERT_FALSE(last.empty()) << "history lost across ring switches";
+  OrderChecker order(kProducers);
+  for (const Msg& m : last) {
     EXPECT_TRUE(intact(m));
+    EXPECT_TRUE(order.see(m, false)) << "history out of order";
+  }
+  if (kProducers == 1) {
+    // A single producer's in-flight write is waited for by the switcher, so only the newest
+    // tickets can be in the history.
+    EXPECT_GE(last.front().seq, per_producer - 8);
+  }
   QueueStats st = q.stats();
-  EXPECT_EQ(st.puts, 10 * kProducers * kPerProducer);
-  EXPECT_EQ(st.captures, 10 * kProducers * kPerProducer);
+  EXPECT_EQ(st.puts, kProducers * per_producer);
+  EXPECT_EQ(st.captures, kProducers * per_producer);
+}
+
+TEST(OQueueStressTest, WeakObserversNeverSeeTornMessages) {
+  weak_churn("stress.weak", {});
+}
+
+TEST(OQueueStressTest, SingleProducerHistorySurvivesRingSwitches) {
+  weak_churn("stress.weak_single", {.single_producer = true});
 }
 
 TEST(OQueueStressTest, FilteredStrongObserversWithoutConsumers) {

@@ -186,16 +186,21 @@ inline constexpr size_t kMaxHistory = size_t{1} << 24;
 // lapped message. (No fences: release/acquire word accesses are plain movs on x86 and TSan
 // understands them.) Rings are switched under the attach mutex and never freed while the queue
 // lives; at most one ring per power-of-two size exists, so history memory stays ≤ 2× the largest
-// ring. A single producer (with membarrier) owns hist_head_ and writes versions with plain
-// stores: load the version, skip if odd or newer, store 2h + 1, words, 2h + 2. The one other
-// writer is select_history_ring_locked(), which resets and fills a ring before publishing it; a
-// producer could still write that ring through a pointer it loaded before the ring was last
-// switched away. So the producer brackets each write with hist_busy_ (odd while writing: store,
-// light barrier, then the ring pointer load), and the switcher, before touching the ring, calls
-// the heavy barrier and waits while hist_busy_ holds the odd value it read. A write whose
-// pointer load follows P sees the current ring (hist_ring_ only changes under mu_, which the
-// switcher holds), not the one being filled; a write whose pointer load precedes P made its odd
-// value visible, and the switcher waits for its end (release/acquire on hist_busy_).
+// ring. Switching (select_history_ring_locked) resets the new ring, publishes it with
+// hist_switching_ set, then carries the newest messages of the old ring over with the CAS
+// protocol, so producers keep filling the new ring while the copy runs and a descheduled
+// switcher cannot leave the history empty. A single producer (with membarrier) owns hist_head_
+// and writes versions with plain stores (load the version, skip if odd or newer, store 2h + 1,
+// words, 2h + 2) unless it sees hist_switching_, when it uses the CAS protocol too. The switcher
+// is its only other writer: while resetting a ring it may race a write through a pointer the
+// producer loaded before that ring was last switched away, and while copying it may race a plain
+// write that has not seen the flag. So the producer brackets each write with hist_busy_ (odd
+// while writing: store, light barrier, then the ring pointer and flag loads), and the switcher,
+// before resetting and again after publishing, calls the heavy barrier and waits while
+// hist_busy_ holds the odd value it read. A write whose loads follow P sees the state the
+// switcher stored before P (hist_ring_ only changes under mu_, which the switcher holds); a
+// write whose loads precede P made its odd value visible, and the switcher waits for its end
+// (release/acquire on hist_busy_).
 template <typename T>
 class OQueue {
   static_assert(std::is_trivially_copyable_v<T>, "OQueue<T> requires a trivially copyable T");
@@ -375,6 +380,7 @@ class OQueue {
   void publish(Producer& p, uint64_t t, const T& v);
   bool try_claim(Producer& p, uint64_t* ticket);
   void put_history(Producer& p, const T& v);
+  static bool write_history_slot(Slot& s, uint64_t done, const T& v);
 
   std::optional<T> try_take_impl(Consumer& c);
   std::optional<T> take_impl(Consumer& c, const Deadline* deadline);
@@ -426,6 +432,7 @@ class OQueue {
   std::atomic<uint64_t> strong_filter_mask_{0};  // … of which have a filter
   std::atomic<uint64_t> weak_filter_mask_{0};    // weak observers with a filter
   std::atomic<HistRing*> hist_ring_{nullptr};
+  std::atomic<bool> hist_switching_{false};  // a ring switch is carrying messages over
   Slot* slots_ = nullptr;
   size_t cap_ = 0;
   size_t mask_ = 0;
@@ -895,12 +902,18 @@ void OQueue<T>::put_history_single(Producer& p, const T& v) {
   hist_busy_.value.store(busy + 1, std::memory_order_relaxed);
   detail::light_barrier();
   HistRing* r = hist_ring_.load(std::memory_order_acquire);
+  // Acquire: a cleared flag makes the switcher's copies visible before our plain stores.
+  const bool switching = hist_switching_.load(std::memory_order_acquire);
   const uint64_t h = hist_head_.value.load(std::memory_order_relaxed);
   hist_head_.value.store(h + 1, std::memory_order_relaxed);
   Slot& s = r->slots[h & r->mask];
   const uint64_t done = 2 * h + 2;
   const uint64_t version = s.seq.load(std::memory_order_relaxed);
-  if ((version & 1) != 0 || version >= done) {
+  if (switching) [[unlikely]] {
+    // The switcher copies older messages into this ring right now: share its CAS protocol.
+    if (!write_history_slot(s, done, v))
+      bump(p.c_->drops);
+  } else if ((version & 1) != 0 || version >= done) {
     bump(p.c_->drops);
   } else {
     s.seq.store(done - 1, std::memory_order_relaxed);
@@ -927,18 +940,24 @@ template <typename T>
 void OQueue<T>::put_history(Producer& p, const T& v) {
   HistRing* r = hist_ring_.load(std::memory_order_acquire);
   const uint64_t h = hist_head_.value.fetch_add(1, std::memory_order_relaxed);
-  Slot& s = r->slots[h & r->mask];
-  const uint64_t done = 2 * h + 2;
+  if (!write_history_slot(r->slots[h & r->mask], 2 * h + 2, v))
+    bump(p.c_->drops);  // another writer holds the slot, or a newer message is there
+}
+
+// Writes the message whose finished version is `done` unless the slot is being written or
+// already holds a newer message.
+template <typename T>
+bool OQueue<T>::write_history_slot(Slot& s, uint64_t done, const T& v) {
   uint64_t version = s.seq.load(std::memory_order_relaxed);
   if ((version & 1) != 0 || version >= done ||
       !s.seq.compare_exchange_strong(version, done - 1, std::memory_order_acquire,
                                      std::memory_order_relaxed)) {
-    bump(p.c_->drops);  // another producer holds the slot, or a newer message is there
-    return;
+    return false;
   }
   // Release word stores: a reader that sees any new word also sees the odd version (below).
   store_payload(s, v, std::memory_order_release);
   s.seq.store(done, std::memory_order_release);
+  return true;
 }
 
 // --- consumers ---
@@ -1292,31 +1311,30 @@ void OQueue<T>::select_history_ring_locked() {
       next->slots[i].seq.compare_exchange_strong(old, 0, std::memory_order_relaxed);
     }
   }
-  if (current != nullptr) {
-    // Carry the newest messages over with the reader and writer protocols; a message a
-    // producer writes into `current` after this copy is missing from the new ring.
-    const uint64_t newest = hist_head_.value.load(std::memory_order_acquire);
-    const uint64_t span = std::min<uint64_t>(size, current->mask + 1);
-    for (uint64_t h = newest > span ? newest - span : 0; h < newest; ++h) {
-      const Slot& from = current->slots[h & current->mask];
-      const uint64_t version = from.seq.load(std::memory_order_acquire);
-      if (version != 2 * h + 2)
-        continue;
-      const T v = load_payload(from, std::memory_order_acquire);
-      if (from.seq.load(std::memory_order_relaxed) != version)
-        continue;
-      Slot& to = next->slots[h & next->mask];
-      uint64_t old = to.seq.load(std::memory_order_relaxed);
-      if ((old & 1) != 0 || old >= version ||
-          !to.seq.compare_exchange_strong(old, version - 1, std::memory_order_acquire,
-                                          std::memory_order_relaxed)) {
-        continue;
-      }
-      store_payload(to, v, std::memory_order_release);
-      to.seq.store(version, std::memory_order_release);
-    }
+  if (current == nullptr) {
+    hist_ring_.store(next, std::memory_order_release);
+    return;
   }
+  // Publish first, then carry the newest messages of `current` over: producers write new
+  // messages into `next` while the copy runs, so a switcher that is descheduled mid-copy loses
+  // nothing but the copy. Only a put that loaded the old pointer before the switch (at most one
+  // per producer) lands in `current` after the copy and is missing from `next`.
+  hist_switching_.store(true, std::memory_order_relaxed);
   hist_ring_.store(next, std::memory_order_release);
+  quiesce_history_writer_locked();  // from here a single producer writes `next` with CAS too
+  const uint64_t newest = hist_head_.value.load(std::memory_order_acquire);
+  const uint64_t span = std::min<uint64_t>(size, current->mask + 1);
+  for (uint64_t h = newest > span ? newest - span : 0; h < newest; ++h) {
+    const Slot& from = current->slots[h & current->mask];
+    const uint64_t version = from.seq.load(std::memory_order_acquire);
+    if (version != 2 * h + 2)
+      continue;
+    const T v = load_payload(from, std::memory_order_acquire);
+    if (from.seq.load(std::memory_order_relaxed) != version)
+      continue;
+    write_history_slot(next->slots[h & next->mask], version, v);
+  }
+  hist_switching_.store(false, std::memory_order_release);
 }
 
 template <typename T>

@@ -16,6 +16,8 @@ packages=(
   redis-server redis-tools curl iproute2
   # dbos: SQLite (embedded default), PostgreSQL 15 server and client library
   libsqlite3-dev sqlite3 libpq-dev postgresql-15 postgresql-client-15
+  # dbos filesystems: served through FUSE; the tools test drives them with rsync
+  libfuse3-dev fuse3 rsync
   # dbos IPC's peer in the benchmarks: gRPC
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # wayfinder: linear algebra for the Bayesian search

@@ -556,6 +556,35 @@ TEST_P(SingleModeTest, OptionsAndBarrierAreReported) {
   }
 }
 
+TEST_P(SingleModeTest, ConsumedSlotsDoNotOpenTheGateForALaterStrongObserver) {
+  OQueue<int> q("single.slot_gate", 2, options());
+  auto p = q.attach_producer(WaitPolicy::kSpin);
+  auto c = q.attach_consumer(WaitPolicy::kSpin);
+  for (int i = 0; i < 4; ++i) {  // two laps: every slot says the consumers took it
+    ASSERT_TRUE(p.try_put(i));
+    EXPECT_EQ(c.take(), i);
+  }
+  auto s = q.attach_strong_observer(WaitPolicy::kSpin);
+  ASSERT_TRUE(p.try_put(10));
+  ASSERT_TRUE(p.try_put(11));
+  EXPECT_EQ(c.take(), 10);
+  EXPECT_EQ(c.take(), 11);
+  // The consumers are done with both slots, the observer with neither: the ring is full.
+  EXPECT_FALSE(p.try_put(12));
+  EXPECT_EQ(s.strong_observe(), 10);
+  ASSERT_TRUE(p.try_put(12));
+  EXPECT_FALSE(p.try_put(13));
+  EXPECT_EQ(s.strong_observe(), 11);
+  EXPECT_EQ(s.strong_observe(), 12);
+  EXPECT_EQ(c.take(), 12);
+  // Once the observer leaves, the consumers alone gate the producer again.
+  s.detach();
+  for (int i = 20; i < 26; ++i) {
+    ASSERT_TRUE(p.try_put(i));
+    EXPECT_EQ(c.take(), i);
+  }
+}
+
 TEST_P(SingleModeTest, SecondProducerOrConsumerIsRefusedAndSerialReuseWorks) {
   OQueue<int> q("single.refuse", 8, options());
   for (int round = 0; round < 3; ++round) {

@@ -121,6 +121,15 @@ inline constexpr size_t kMaxHistory = size_t{1} << 24;
 // I4  Every claimed ticket is published, even if everyone detached meanwhile, so (b) never
 //     waits on a ticket that will not come.
 //
+// Slot gate. With consumers and no strong observer, the consumer that took ticket t stores
+// slot.taken = t + 1 (release) after advancing tail_. A producer whose cached limit forbids
+// ticket t first checks slot(t).taken == t - cap + 1 (acquire): tickets are taken at most once,
+// so that value means the group took t - cap and tail_ > t - cap (a group that re-attached
+// started past every claimed ticket), which is (a). The producer reads that line anyway for
+// (b), so in a short ring it no longer re-reads tail_, a line the consumer writes on every take.
+// A stale or regressed taken word only fails the check, and the producer falls back to tail_.
+// Whether the slot gate may be used is cached with the gate limit under a config generation.
+//
 // Configuration word (config_): flags (who is attached, filters, blocking waiters) in the low
 // byte, a generation above. Producers read it once at the top of put: no capture flag → return.
 // Attach of a consumer group or strong observer: publish the new config (seq_cst), then read
@@ -271,6 +280,7 @@ class OQueue {
 
   struct alignas(detail::kCacheLine) Slot {
     std::atomic<uint64_t> seq{0};
+    std::atomic<uint64_t> taken{0};  // t + 1 once the consumer group took ticket t (slot gate)
     std::atomic<uint64_t> words[kWords]{};
   };
   struct HistRing {
@@ -287,11 +297,25 @@ class OQueue {
   };
   // Written only by the handle's thread (relaxed load + store), read by stats().
   struct alignas(detail::kCacheLine) HandleCounters {
-    std::atomic<uint64_t> puts{0}, captures{0}, filtered{0}, takes{0}, observes{0},
+    // A put bumps exactly one of unheard (nobody attached), filtered and captures; puts is
+    // their sum, so the hot path pays for one counter.
+    std::atomic<uint64_t> unheard{0}, captures{0}, filtered{0}, takes{0}, observes{0},
         history_reads{0}, drops{0}, waits{0};
   };
   enum class Sleep { kRetry, kShort, kLong };
 
+  static QueueStats read_counters(const HandleCounters& c) {
+    QueueStats s;
+    s.captures = c.captures.load(std::memory_order_relaxed);
+    s.filtered = c.filtered.load(std::memory_order_relaxed);
+    s.puts = c.unheard.load(std::memory_order_relaxed) + s.captures + s.filtered;
+    s.takes = c.takes.load(std::memory_order_relaxed);
+    s.observes = c.observes.load(std::memory_order_relaxed);
+    s.history_reads = c.history_reads.load(std::memory_order_relaxed);
+    s.drops = c.drops.load(std::memory_order_relaxed);
+    s.waits = c.waits.load(std::memory_order_relaxed);
+    return s;
+  }
   static void bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
@@ -329,13 +353,21 @@ class OQueue {
     }
     p.limit_ = gate == kNoLimit ? kNoLimit : gate + cap_;
     p.gen_ = cfg >> kGenShift;
+    p.slot_gate_ = (cfg & kConsumers) != 0 && (cfg & (kStrongAll | kStrongFiltered)) == 0;
+  }
+  // Whether the gates let `t` be written (I1 a): below the cached limit, or — with consumers
+  // and no strong observer — the consumer group took ticket t - cap, which the slot's own
+  // `taken` word says without a read of tail_ (see "Slot gate").
+  bool gate_open(const Producer& p, uint64_t t) const {
+    return t < p.limit_ || (p.slot_gate_ && t >= cap_ &&
+                            slot(t).taken.load(std::memory_order_acquire) == t - cap_ + 1);
   }
   bool space_for(Producer& p, uint64_t t) const {
-    return t < p.limit_ && slot(t).seq.load(std::memory_order_acquire) == prev_seq(t);
+    return slot(t).seq.load(std::memory_order_acquire) == prev_seq(t) && gate_open(p, t);
   }
   Sleep classify_space(Producer& p, uint64_t t) const {
     refresh_gate(p, config_.load(std::memory_order_seq_cst));
-    if (t >= p.limit_)
+    if (!gate_open(p, t))
       return Sleep::kLong;
     // Gates are open; only the previous lap's producer is still writing.
     return slot(t).seq.load(std::memory_order_acquire) == prev_seq(t) ? Sleep::kRetry
@@ -382,9 +414,12 @@ class OQueue {
   void put_history(Producer& p, const T& v);
   static bool write_history_slot(Slot& s, uint64_t done, const T& v);
 
-  std::optional<T> try_take_impl(Consumer& c);
+  // Always inlined, like the callers' fast paths: returned out of line, std::optional<T> goes
+  // through the stack with a byte store and a wider load, a store-forwarding stall that cost
+  // more than the rest of a single-thread put + take.
+  [[gnu::always_inline]] std::optional<T> try_take_impl(Consumer& c);
   std::optional<T> take_impl(Consumer& c, const Deadline* deadline);
-  std::optional<T> try_observe_impl(StrongObserver& o);
+  [[gnu::always_inline]] std::optional<T> try_observe_impl(StrongObserver& o);
   std::optional<T> observe_impl(StrongObserver& o, const Deadline* deadline);
   size_t history_impl(WeakObserver& w, std::span<T> out);
   void after_gate_advance() {
@@ -478,6 +513,7 @@ class OQueue<T>::Producer {
       c_ = std::exchange(o.c_, nullptr);
       limit_ = o.limit_;
       gen_ = o.gen_;
+      slot_gate_ = o.slot_gate_;
       policy_ = o.policy_;
     }
     return *this;
@@ -502,6 +538,7 @@ class OQueue<T>::Producer {
   HandleCounters* c_ = nullptr;
   uint64_t limit_ = 0;           // cached: first ticket the gates forbid
   uint64_t gen_ = ~uint64_t{0};  // config generation limit_ was computed under
+  bool slot_gate_ = false;       // under gen_, the consumers' `taken` words may open the gate
   WaitPolicy policy_ = WaitPolicy::kBlock;
 };
 
@@ -524,7 +561,11 @@ class OQueue<T>::Consumer {
   }
   ~Consumer() { detach(); }
 
-  T take() { return *q_->take_impl(*this, nullptr); }
+  T take() {
+    if (std::optional<T> v = q_->try_take_impl(*this)) [[likely]]
+      return *v;
+    return *q_->take_impl(*this, nullptr);
+  }
   std::optional<T> try_take() { return q_->try_take_impl(*this); }
   std::optional<T> take_until(Deadline deadline) { return q_->take_impl(*this, &deadline); }
 
@@ -563,7 +604,11 @@ class OQueue<T>::StrongObserver {
   }
   ~StrongObserver() { detach(); }
 
-  T strong_observe() { return *q_->observe_impl(*this, nullptr); }
+  T strong_observe() {
+    if (std::optional<T> v = q_->try_observe_impl(*this)) [[likely]]
+      return *v;
+    return *q_->observe_impl(*this, nullptr);
+  }
   std::optional<T> try_strong_observe() { return q_->try_observe_impl(*this); }
   std::optional<T> strong_observe_until(Deadline deadline) {
     return q_->observe_impl(*this, &deadline);
@@ -668,16 +713,8 @@ template <typename T>
 QueueStats OQueue<T>::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   QueueStats s = retired_;
-  for (const HandleCounters* c : live_counters_) {
-    s.puts += c->puts.load(std::memory_order_relaxed);
-    s.captures += c->captures.load(std::memory_order_relaxed);
-    s.filtered += c->filtered.load(std::memory_order_relaxed);
-    s.takes += c->takes.load(std::memory_order_relaxed);
-    s.observes += c->observes.load(std::memory_order_relaxed);
-    s.history_reads += c->history_reads.load(std::memory_order_relaxed);
-    s.drops += c->drops.load(std::memory_order_relaxed);
-    s.waits += c->waits.load(std::memory_order_relaxed);
-  }
+  for (const HandleCounters* c : live_counters_)
+    s.add_counters(read_counters(*c));
   s.name = name_;
   s.capacity = cap_;
   s.history_capacity = history_capacity();
@@ -722,13 +759,15 @@ bool OQueue<T>::wait_loop(WaitPolicy policy, detail::EventCount& ev, const Deadl
     ev.sleepers.fetch_add(1, std::memory_order_seq_cst);
     const Sleep how = classify();
     if (how != Sleep::kRetry) {
-      Deadline until = deadline != nullptr ? *deadline : Deadline::max();
       if (how == Sleep::kShort) {
-        // Someone is mid-operation on what we wait for and may not wake us: nap briefly.
+        // Someone is mid-operation on what we wait for and may not wake us. That operation is
+        // a few stores, unless its thread was descheduled: give the CPU away and look again. (A
+        // timed nap here cost a whole nap per hand-off whenever threads outnumber CPUs.)
         detail::yield_cpu();
-        until = std::min(until, Clock::now() + std::chrono::microseconds(50));
+      } else {
+        detail::futex_wait_until(ev.epoch, epoch,
+                                 deadline != nullptr ? *deadline : Deadline::max());
       }
-      detail::futex_wait_until(ev.epoch, epoch, until);
     }
     ev.sleepers.fetch_sub(1, std::memory_order_seq_cst);
   }
@@ -742,7 +781,7 @@ template <typename T>
                                                        const Deadline* deadline, bool try_only) {
   const uint64_t cfg = config_.load(std::memory_order_acquire);
   if ((cfg & kCaptureMask) == 0) {  // nobody listens: nothing is stored
-    bump(p.c_->puts);
+    bump(p.c_->unheard);
     return true;
   }
   return capture(p, v, cfg, deadline, try_only);
@@ -761,7 +800,6 @@ inline bool OQueue<T>::capture(Producer& p, const T& v, uint64_t cfg, const Dead
       to_history = any_match(weak_filters_, weak_filter_mask_, v);
     }
     if (!to_ring && !to_history) {
-      bump(p.c_->puts);
       bump(p.c_->filtered);
       return true;
     }
@@ -776,7 +814,6 @@ inline bool OQueue<T>::capture(Producer& p, const T& v, uint64_t cfg, const Dead
     else
       put_history(p, v);
   }
-  bump(p.c_->puts);
   bump(p.c_->captures);
   return true;
 }
@@ -809,9 +846,9 @@ template <typename T>
 inline bool OQueue<T>::try_claim(Producer& p, uint64_t* ticket) {
   uint64_t t = head_.value.load(std::memory_order_relaxed);
   for (;;) {
-    if (t >= p.limit_) {
+    if (!gate_open(p, t)) {
       refresh_gate(p, config_.load(std::memory_order_seq_cst));
-      if (t >= p.limit_)
+      if (!gate_open(p, t))
         return false;
     }
     if (slot(t).seq.load(std::memory_order_acquire) != prev_seq(t)) {
@@ -963,7 +1000,7 @@ bool OQueue<T>::write_history_slot(Slot& s, uint64_t done, const T& v) {
 // --- consumers ---
 
 template <typename T>
-std::optional<T> OQueue<T>::try_take_impl(Consumer& c) {
+[[gnu::always_inline]] inline std::optional<T> OQueue<T>::try_take_impl(Consumer& c) {
   if (sc_)
     return try_take_single(c);
   uint64_t t = tail_.value.load(std::memory_order_relaxed);
@@ -979,6 +1016,7 @@ std::optional<T> OQueue<T>::try_take_impl(Consumer& c) {
     T v = load_payload(s);
     if (tail_.value.compare_exchange_weak(t, t + 1, std::memory_order_seq_cst,
                                           std::memory_order_relaxed)) {
+      s.taken.store(t + 1, std::memory_order_release);
       after_gate_advance();
       bump(c.c_->takes);
       return v;
@@ -990,11 +1028,12 @@ std::optional<T> OQueue<T>::try_take_impl(Consumer& c) {
 template <typename T>
 [[gnu::always_inline]] inline std::optional<T> OQueue<T>::try_take_single(Consumer& c) {
   const uint64_t t = tail_.value.load(std::memory_order_relaxed);
-  const Slot& s = slot(t);
+  Slot& s = slot(t);
   if (s.seq.load(std::memory_order_acquire) != t + 1)
     return std::nullopt;
   T v = load_payload(s);
   const uint64_t cfg = advance_owned(tail_, t + 1);
+  s.taken.store(t + 1, std::memory_order_release);
   if (cfg & kSpaceSleepers)
     notify_after_owned(tail_, space_ev_);
   bump(c.c_->takes);
@@ -1023,7 +1062,7 @@ std::optional<T> OQueue<T>::take_impl(Consumer& c, const Deadline* deadline) {
 // --- strong observers ---
 
 template <typename T>
-std::optional<T> OQueue<T>::try_observe_impl(StrongObserver& o) {
+[[gnu::always_inline]] inline std::optional<T> OQueue<T>::try_observe_impl(StrongObserver& o) {
   for (;;) {
     const uint64_t p = o.pos_;
     Slot& s = slot(p);
@@ -1093,16 +1132,7 @@ typename OQueue<T>::HandleCounters* OQueue<T>::new_counters_locked() {
 
 template <typename T>
 void OQueue<T>::retire_counters_locked(HandleCounters* c) {
-  QueueStats s;
-  s.puts = c->puts.load(std::memory_order_relaxed);
-  s.captures = c->captures.load(std::memory_order_relaxed);
-  s.filtered = c->filtered.load(std::memory_order_relaxed);
-  s.takes = c->takes.load(std::memory_order_relaxed);
-  s.observes = c->observes.load(std::memory_order_relaxed);
-  s.history_reads = c->history_reads.load(std::memory_order_relaxed);
-  s.drops = c->drops.load(std::memory_order_relaxed);
-  s.waits = c->waits.load(std::memory_order_relaxed);
-  retired_.add_counters(s);
+  retired_.add_counters(read_counters(*c));
   live_counters_.erase(std::find(live_counters_.begin(), live_counters_.end(), c));
   delete c;
 }

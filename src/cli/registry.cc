@@ -1,5 +1,9 @@
 #include "cli/registry.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
 #include <utility>
 
 #include <CLI/CLI.hpp>
@@ -40,6 +44,14 @@ std::vector<DemoStep>& registered_demo_steps() {
 bool register_command(CommandSpec spec) {
   registered_commands().push_back(std::move(spec));
   return true;
+}
+
+std::string DemoContext::scratch_path(const std::string& stem) {
+  std::error_code ec;
+  std::filesystem::path dir = std::filesystem::current_path(ec);
+  if (ec || access(dir.c_str(), W_OK) != 0)
+    dir = std::filesystem::temp_directory_path();
+  return (dir / (stem + "." + std::to_string(getpid()))).string();
 }
 
 bool register_demo_step(DemoStep step) {

@@ -48,6 +48,11 @@ void bind_action(CLI::App& cmd, Action action);
 struct DemoContext {
   std::FILE* out = stdout;
   bool quick = false;  // `sluice demo --quick`: smallest sizes that still show the point
+
+  // A path for a step's scratch file named `stem`.<pid>: in the working directory when it is
+  // writable (a build tree on a disk that takes O_DIRECT), else the system's temporary
+  // directory (often tmpfs, where direct I/O falls back to buffered reads). The step removes it.
+  static std::string scratch_path(const std::string& stem);
 };
 
 struct DemoStep {

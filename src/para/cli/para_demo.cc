@@ -20,17 +20,6 @@
 namespace sluice::para::cli {
 namespace {
 
-// Where the demo's file goes: the working directory when it is writable (a build tree on
-// ext4/xfs), else the system's temporary directory. A filesystem without O_DIRECT makes File
-// fall back to buffered reads, which the step reports.
-std::string demo_file() {
-  std::error_code ec;
-  std::filesystem::path dir = std::filesystem::current_path(ec);
-  if (ec || access(dir.c_str(), W_OK) != 0)
-    dir = std::filesystem::temp_directory_path();
-  return (dir / ("sluice_para_demo." + std::to_string(getpid()))).string();
-}
-
 Status write_file(const std::string& path, size_t blocks) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
@@ -92,7 +81,7 @@ Status run_para_step(sluice::cli::DemoContext& ctx) {
                *pings, first, last, last, us);
 
   // O_DIRECT reads of a temporary file into arena memory.
-  const std::string path = demo_file();
+  const std::string path = sluice::cli::DemoContext::scratch_path("sluice_para_demo");
   const size_t blocks = 64;
   SLUICE_RETURN_IF_ERROR(write_file(path, blocks));
   struct ReadJob {

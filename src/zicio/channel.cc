@@ -1,0 +1,1438 @@
+// Channel: the worker side (get/put, measurement), the control loop (pacing, reads) and the
+// plumbing between them. The switchboard (switchboard.h) is the only state the two sides share
+// besides the immutable plan and buffers; its header comment holds the invariants.
+#include "sluice/zicio/channel.h"
+
+#include <fcntl.h>
+#include <liburing.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <linux/stat.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "sluice/common/clock.h"
+#include "sluice/common/knobs.h"
+#include "sluice/common/log.h"
+#include "zicio/pacing.h"
+#include "zicio/switchboard.h"
+
+namespace sluice::zicio {
+
+namespace {
+
+const IntKnob kRingBuffers({.name = "zicio.ring_buffers",
+                            .default_value = 16,
+                            .min = 2,
+                            .max = 512,
+                            .stage = KnobStage::kStart,
+                            .help = "2 MiB buffers in a channel's ring (16 = 32 MiB)"});
+const IntKnob kPageKib({.name = "zicio.page_kib",
+                        .default_value = 2048,
+                        .min = 8,
+                        .max = 2048,
+                        .stage = KnobStage::kStart,
+                        .help = "page size handed to the worker, KiB (a power of two, 8..2048)"});
+const EnumKnob kHugePages({.name = "zicio.huge_pages",
+                           .default_value = "auto",
+                           .values = {"auto", "hugetlb", "thp", "off"},
+                           .stage = KnobStage::kStart,
+                           .help = "backing of the ring: hugetlb, else THP, else small pages"});
+const BoolKnob kDirect({.name = "zicio.direct",
+                        .default_value = true,
+                        .stage = KnobStage::kStart,
+                        .help = "read with O_DIRECT (falls back to buffered where refused)"});
+const BoolKnob kRegister({.name = "zicio.register",
+                          .default_value = true,
+                          .stage = KnobStage::kStart,
+                          .help = "register buffers and files with io_uring when memlock allows"});
+const IntKnob kMaxInflight({.name = "zicio.max_inflight",
+                            .default_value = 4,
+                            .min = 1,
+                            .max = 64,
+                            .stage = KnobStage::kStart,
+                            .help = "most reads in flight per channel, reward requests included"});
+const IntKnob kEmaShift({.name = "zicio.ema_shift",
+                         .default_value = 4,
+                         .min = 0,
+                         .max = 10,
+                         .stage = KnobStage::kStart,
+                         .help = "EMA weight 1/2^shift of S_u and S_d (4: the paper's 1/16)"});
+const FloatKnob kReadSlack({.name = "zicio.read_slack",
+                            .default_value = 0.5,
+                            .min = 0,
+                            .max = 100,
+                            .stage = KnobStage::kStart,
+                            .help = "release reads this many extra read times early"});
+const IntKnob kSpinUs({.name = "zicio.spin_us",
+                       .default_value = 20,
+                       .min = 0,
+                       .max = 100000,
+                       .stage = KnobStage::kRuntime,
+                       .help = "get_page_wait spins this long before sleeping on a futex"});
+const IntKnob kIdlePollMs({.name = "zicio.idle_poll_ms",
+                           .default_value = 50,
+                           .min = 1,
+                           .max = 10000,
+                           .stage = KnobStage::kStart,
+                           .help = "longest sleep of the control loop while the ring is full"});
+
+const BoolKnob kBypass({.name = "zicio.bypass",
+                        .default_value = false,
+                        .stage = KnobStage::kStart,
+                        .help = "read the block device at the file's extents (FIEMAP; root only)"});
+
+constexpr uint64_t kKickTag = ~uint64_t{0};
+// File-system bypass: a chunk whose extents need more device reads than this is read through the
+// file instead (a badly fragmented file gains nothing from the bypass).
+constexpr size_t kMaxPiecesPerChunk = 64;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+uint64_t align_down(uint64_t v, uint64_t a) {
+  return v / a * a;
+}
+uint64_t align_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) / a * a;
+}
+
+bool thp_disabled() {
+  std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  std::getline(f, line);
+  return line.find("[never]") != std::string::npos;
+}
+
+// The ring's memory: one mapping of n × 2 MiB.
+struct Buffers {
+  std::byte* base = nullptr;
+  size_t bytes = 0;
+  uint32_t backing = 0;  // as ControlMetrics::backing
+
+  Buffers() = default;
+  Buffers(const Buffers&) = delete;
+  Buffers& operator=(const Buffers&) = delete;
+  ~Buffers() { release(); }
+
+  void release() {
+    if (base != nullptr)
+      munmap(base, bytes);
+    base = nullptr;
+  }
+
+  Status create(size_t n, HugePageMode mode, bool simulate_no_hugetlb,
+                std::vector<std::string>* notes) {
+    bytes = n * kChunkSize;
+    if (mode == HugePageMode::kAuto || mode == HugePageMode::kHugetlb) {
+      void* p = simulate_no_hugetlb ? MAP_FAILED
+                                    : mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+                                               (21 << MAP_HUGE_SHIFT) | MAP_POPULATE,
+                                           -1, 0);
+      if (p != MAP_FAILED) {
+        base = static_cast<std::byte*>(p);
+        backing = 2;
+        return Status::ok();
+      }
+      if (mode == HugePageMode::kHugetlb)
+        return resource_exhausted(
+            "cannot map " + std::to_string(bytes >> 20) +
+            " MiB of explicit huge pages for the zicio ring: raise /proc/sys/vm/nr_hugepages or "
+            "set zicio.huge_pages=auto");
+      notes->push_back(
+          "no explicit huge pages (vm.nr_hugepages is 0 or used up): ring buffers use " +
+          std::string(thp_disabled() ? "small pages" : "transparent huge pages"));
+    }
+    // 2 MiB-aligned ordinary mapping: over-map, trim both ends.
+    const size_t span = bytes + kChunkSize;
+    void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
+      return resource_exhausted("cannot map " + std::to_string(bytes >> 20) +
+                                " MiB for the zicio ring: lower zicio.ring_buffers");
+    const auto start = reinterpret_cast<uintptr_t>(raw);
+    const uintptr_t aligned = align_up(start, kChunkSize);
+    if (aligned > start)
+      munmap(raw, aligned - start);
+    const uintptr_t end = start + span;
+    if (end > aligned + bytes)
+      munmap(reinterpret_cast<void*>(aligned + bytes), end - (aligned + bytes));
+    base = reinterpret_cast<std::byte*>(aligned);
+    backing = 0;
+    if (mode != HugePageMode::kOff && !thp_disabled() && madvise(base, bytes, MADV_HUGEPAGE) == 0)
+      backing = 1;
+      // Fault the ring in now, not on the first read into each buffer.
+#ifdef MADV_POPULATE_WRITE
+    if (madvise(base, bytes, MADV_POPULATE_WRITE) != 0)
+#endif
+      std::memset(base, 0, bytes);
+    return Status::ok();
+  }
+
+  std::byte* slot(uint32_t i) const {
+    return base + size_t{i} * kChunkSize;
+  }
+};
+
+// One extent of a file as FIEMAP reports it: `length` bytes at file offset `logical` lie at
+// byte `physical` of the block device. `zero` marks preallocated (unwritten) extents, which
+// read as zeros.
+struct Extent {
+  uint64_t logical = 0;
+  uint64_t physical = 0;
+  uint64_t length = 0;
+  bool zero = false;
+};
+
+struct FileInfo {
+  std::string path;
+  int fd = -1;
+  int dev_fd = -1;              // file-system bypass: the block device (owned by devices_)
+  std::vector<Extent> extents;  // file-system bypass: sorted by logical offset
+  uint64_t size = 0;
+  uint64_t stream_base = 0;
+  uint64_t align = 4096;
+  bool direct = false;
+};
+
+// One chunk of the plan: one read (aligned for O_DIRECT) into one buffer, of which
+// [skip, skip + len) is handed to the worker.
+struct PlanChunk {
+  uint64_t read_offset = 0;
+  uint64_t stream_offset = 0;  // of the first handed-out byte
+  uint64_t before = 0;         // bytes handed out by all earlier chunks
+  uint32_t file = 0;
+  uint32_t read_len = 0;
+  uint32_t skip = 0;
+  uint32_t len = 0;
+  bool last_of_file = false;
+};
+
+void plan_piece(std::vector<PlanChunk>* plan, const FileInfo& f, uint32_t file, uint64_t s,
+                uint64_t e) {
+  while (s < e) {
+    const uint64_t boundary = align_down(s, kChunkSize) + kChunkSize;
+    const uint64_t pe = std::min(e, boundary);
+    PlanChunk c;
+    c.file = file;
+    c.read_offset = align_down(s, f.align);
+    c.read_len = static_cast<uint32_t>(std::min(align_up(pe, f.align), boundary) - c.read_offset);
+    c.skip = static_cast<uint32_t>(s - c.read_offset);
+    c.len = static_cast<uint32_t>(pe - s);
+    c.stream_offset = f.stream_base + s;
+    plan->push_back(c);
+    s = pe;
+  }
+}
+
+std::vector<PlanChunk> build_plan(const std::vector<FileInfo>& files,
+                                  const std::vector<Range>& ranges) {
+  std::vector<PlanChunk> plan;
+  if (ranges.empty()) {
+    for (uint32_t i = 0; i < files.size(); ++i)
+      plan_piece(&plan, files[i], i, 0, files[i].size);
+  } else {
+    for (const Range& r : ranges) {
+      const uint64_t rs = r.offset, re = r.offset + r.length;
+      for (uint32_t i = 0; i < files.size(); ++i) {
+        const uint64_t fs = files[i].stream_base, fe = fs + files[i].size;
+        const uint64_t s = std::max(rs, fs), e = std::min(re, fe);
+        if (s < e)
+          plan_piece(&plan, files[i], i, s - fs, e - fs);
+      }
+    }
+  }
+  uint64_t before = 0;
+  for (size_t k = 0; k < plan.size(); ++k) {
+    plan[k].before = before;
+    before += plan[k].len;
+    plan[k].last_of_file = k + 1 == plan.size() || plan[k + 1].file != plan[k].file;
+  }
+  return plan;
+}
+
+std::string backing_name(uint32_t b) {
+  return b == 2 ? "hugetlb" : b == 1 ? "thp" : "small pages";
+}
+
+std::string loop_state_name(uint32_t s) {
+  switch (static_cast<detail::LoopState>(s)) {
+    case detail::LoopState::kStarting: return "starting";
+    case detail::LoopState::kRunning: return "running";
+    case detail::LoopState::kFinished: return "finished";
+    case detail::LoopState::kFailed: return "failed";
+    case detail::LoopState::kStopped: return "stopped";
+  }
+  return "?";
+}
+
+ChannelStats stats_from(const detail::Switchboard& sb) {
+  const auto r = std::memory_order_relaxed;
+  const detail::Header& h = sb.header();
+  const detail::WorkerMetrics& w = sb.worker();
+  const detail::ControlMetrics& c = sb.control();
+  ChannelStats s;
+  s.name = std::string(h.name, strnlen(h.name, detail::kNameBytes));
+  s.total_bytes = h.total_bytes;
+  s.total_chunks = h.total_chunks;
+  s.bytes_got = w.bytes_got.load(r);
+  s.pages_got = w.pages_got.load(r);
+  s.pages_put = w.pages_put.load(r);
+  s.chunks_done = w.chunks_done.load(r);
+  s.worker_wait_ns = w.wait_ns.load(r);
+  s.worker_waits = w.waits.load(r);
+  s.not_ready = w.not_ready.load(r);
+  const double ucost = detail::bits_to_double(w.consume_cost_bits.load(r));
+  const double dcost = detail::bits_to_double(c.read_cost_bits.load(r));
+  s.su_bytes_per_s = ucost > 0 ? 1e9 / ucost : 0;
+  s.sd_bytes_per_s = dcost > 0 ? 1e9 / dcost : 0;
+  s.requests = c.submitted.load(r);
+  s.completions = c.completed.load(r);
+  s.bytes_read = c.bytes_read.load(r);
+  s.max_inflight_seen = c.max_inflight_seen.load(r);
+  s.reward_requests = c.reward_submits.load(r);
+  s.paced_requests = c.paced_submits.load(r);
+  const int64_t t0 = c.first_submit_ns.load(r), t1 = c.last_complete_ns.load(r);
+  if (t1 > t0 && s.completions > 0)
+    s.request_rate = static_cast<double>(s.completions) * 1e9 / static_cast<double>(t1 - t0);
+  s.control_cpu_ns = c.cpu_ns.load(r);
+  s.control_wakeups = c.wakeups.load(r);
+  s.direct = (c.direct.load(r) & 1) != 0;
+  s.bypass = (c.direct.load(r) & 2) != 0;
+  s.registered_buffers = (c.registered.load(r) & 1) != 0;
+  s.registered_files = (c.registered.load(r) & 2) != 0;
+  s.buffer_backing = backing_name(c.backing.load(r));
+  s.state = loop_state_name(c.state.load(std::memory_order_acquire));
+  return s;
+}
+
+}  // namespace
+
+ChannelOptions ChannelOptions::from_knobs() {
+  ChannelOptions o;
+  o.ring_buffers = static_cast<size_t>(kRingBuffers.get());
+  o.page_size = static_cast<size_t>(kPageKib.get()) << 10;
+  static constexpr HugePageMode kModes[] = {HugePageMode::kAuto, HugePageMode::kHugetlb,
+                                            HugePageMode::kThp, HugePageMode::kOff};
+  o.huge_pages = kModes[std::min<size_t>(kHugePages.index(), 3)];
+  o.direct = kDirect.get();
+  o.bypass = kBypass.get();
+  o.register_buffers = kRegister.get();
+  o.max_inflight = static_cast<unsigned>(kMaxInflight.get());
+  o.ema_shift = static_cast<unsigned>(kEmaShift.get());
+  o.read_slack = kReadSlack.get();
+  o.spin = std::chrono::microseconds(kSpinUs.get());
+  o.idle_poll = std::chrono::milliseconds(kIdlePollMs.get());
+  return o;
+}
+
+Status validate_ranges(const std::vector<Range>& ranges, uint64_t stream_bytes) {
+  uint64_t prev_end = 0;
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const Range& r = ranges[i];
+    const std::string which = "range " + std::to_string(i) + " [" + std::to_string(r.offset) +
+                              ", +" + std::to_string(r.length) + ")";
+    if (r.length == 0)
+      return invalid_argument(which + " is empty; give only non-empty ranges");
+    if (r.offset + r.length < r.offset || r.offset + r.length > stream_bytes)
+      return invalid_argument(which + " ends past the stream's " + std::to_string(stream_bytes) +
+                              " bytes");
+    if (i > 0 && r.offset < prev_end)
+      return invalid_argument(which + " overlaps or precedes range " + std::to_string(i - 1) +
+                              " (ending at " + std::to_string(prev_end) +
+                              "); ranges must be sorted and disjoint");
+    prev_end = r.offset + r.length;
+  }
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class Channel::Impl {
+ public:
+  enum class Outcome { kPage, kNotReady, kEnd, kAllHeld, kFailed };
+
+  Impl(ChannelOptions o)
+      : opt_(std::move(o)),
+        clock_(TscClock::global()),
+        page_q_("zicio." + opt_.name + ".pages", 0, {.single_producer = true}),
+        io_q_("zicio." + opt_.name + ".io", 0, {.single_producer = true}) {}
+
+  ~Impl() { (void)close(); }
+
+  Status open(std::vector<std::string> paths, std::vector<Range> ranges) {
+    const size_t ps = opt_.page_size;
+    if (ps < kMinPageSize || ps > kChunkSize || (ps & (ps - 1)) != 0)
+      return invalid_argument("page size " + std::to_string(ps) +
+                              " is not a power of two between 8 KiB and 2 MiB (zicio.page_kib)");
+    if (opt_.ring_buffers < 2 || opt_.ring_buffers > 512)
+      return invalid_argument("zicio.ring_buffers must be 2..512, not " +
+                              std::to_string(opt_.ring_buffers));
+    if (opt_.max_inflight == 0)
+      return invalid_argument("max_inflight must be at least 1");
+    if (paths.empty())
+      return invalid_argument("a zicio channel needs at least one file");
+    n_ = static_cast<uint32_t>(opt_.ring_buffers);
+    not_ready_status_ = unavailable("zicio channel '" + opt_.name +
+                                    "': no page ready yet; call again or use get_page_wait");
+    end_status_ = out_of_range("zicio channel '" + opt_.name + "': end of the stream");
+    SLUICE_RETURN_IF_ERROR(open_files(std::move(paths)));
+    uint64_t stream = 0;
+    for (const FileInfo& f : files_)
+      stream = std::max(stream, f.stream_base + f.size);
+    stream_bytes_ = stream;
+    SLUICE_RETURN_IF_ERROR(validate_ranges(ranges, stream_bytes_));
+    plan_ = build_plan(files_, ranges);
+    uint64_t total = 0;
+    for (const PlanChunk& c : plan_)
+      total += c.len;
+    SLUICE_ASSIGN_OR_RETURN(
+        sb_, detail::Switchboard::create({.name = opt_.name,
+                                          .num_slots = n_,
+                                          .chunk_size = kChunkSize,
+                                          .page_size = ps,
+                                          .total_chunks = plan_.size(),
+                                          .total_bytes = total,
+                                          .num_files = static_cast<uint32_t>(files_.size())}));
+    SLUICE_RETURN_IF_ERROR(buffers_.create(n_, opt_.huge_pages, opt_.simulate_no_hugetlb, &notes_));
+    SLUICE_RETURN_IF_ERROR(setup_ring());
+    bool direct = !files_.empty();
+    for (const FileInfo& f : files_)
+      direct = direct && f.direct;
+    sb_.control().direct.store((direct ? 1u : 0u) | (opt_.bypass ? 2u : 0u),
+                               std::memory_order_relaxed);
+    sb_.control().backing.store(buffers_.backing, std::memory_order_relaxed);
+    slots_.assign(n_, WorkerSlot{});
+    // Reading through the page cache changes what a scan costs: say so loudly. The other
+    // fallbacks (page size of the ring, registration) only change constants.
+    for (const std::string& note : notes_) {
+      if (note.find("O_DIRECT") != std::string::npos)
+        SLUICE_LOG(warn, "zicio channel '{}': {}", opt_.name, note);
+      else
+        SLUICE_LOG(info, "zicio channel '{}': {}", opt_.name, note);
+    }
+    page_producer_ = page_q_.attach_producer(oq::WaitPolicy::kSpin);
+    start_loop();
+    open_ = true;
+    return Status::ok();
+  }
+
+  // Also cleans up after an open() that failed half-way: every step is idempotent.
+  Status close() {
+    stop_loop();
+    page_producer_.detach();
+    if (ring_ready_) {
+      io_uring_queue_exit(&ring_);
+      ring_ready_ = false;
+    }
+    if (kick_fd_ >= 0) {
+      ::close(kick_fd_);
+      kick_fd_ = -1;
+    }
+    for (FileInfo& f : files_) {
+      if (f.fd >= 0)
+        ::close(f.fd);
+      f.fd = -1;
+      f.dev_fd = -1;
+    }
+    for (auto& [dev, fd] : devices_)
+      ::close(fd);
+    devices_.clear();
+    // The loop is gone and no read is in flight: the ring's memory can go (pages still held by
+    // the worker become invalid, as documented). The switchboard stays for stats().
+    buffers_.release();
+    open_ = false;
+    return Status::ok();
+  }
+
+  // ---- worker side ----
+
+  Outcome try_get(Page* out) {
+    const detail::Switchboard& sb = sb_;
+    if (!has_current_) {
+      if (claimed_ == plan_.size())
+        return Outcome::kEnd;
+      uint64_t chunk = 0;
+      uint32_t bytes = 0;
+      uint32_t slot = 0;
+      bool got = false;
+      if (!opt_.any_order) {
+        slot = static_cast<uint32_t>(next_claim_ % n_);
+        got = sb.acquire(slot, next_claim_, &chunk, &bytes);
+      } else {
+        for (uint32_t i = 0; i < n_ && !got; ++i) {
+          slot = (scan_from_ + i) % n_;
+          got = sb.acquire(slot, detail::Switchboard::kAnyChunk, &chunk, &bytes);
+        }
+        if (got)
+          scan_from_ = (slot + 1) % n_;
+      }
+      if (!got)
+        return not_ready_outcome();
+      SLUICE_ASSERT(chunk < plan_.size() && bytes == plan_[chunk].len,
+                    "a zicio buffer was published with a chunk or size the plan does not have");
+      const int64_t now = clock_.now_ns();
+      sb.slot(slot).first_access_ns.store(now, std::memory_order_relaxed);
+      detail::WorkerMetrics& w = sb.worker();
+      w.current_chunk.store(chunk + 1, std::memory_order_relaxed);
+      w.current_start_ns.store(now, std::memory_order_relaxed);
+      bump(w.chunks_got);
+      WorkerSlot& ws = slots_[slot];
+      ws.chunk = chunk;
+      ws.outstanding = 0;
+      ws.handed_all = false;
+      has_current_ = true;
+      cur_slot_ = slot;
+      cur_page_ = 0;
+      ++claimed_;
+      if (!opt_.any_order)
+        ++next_claim_;
+      ++held_;
+      (void)page_producer_.try_put(
+          {.time_ns = now, .chunk = chunk, .bytes = bytes, .slot = slot, .kind = ChunkEvent::kGet});
+    }
+    WorkerSlot& ws = slots_[cur_slot_];
+    const PlanChunk& c = plan_[ws.chunk];
+    const uint64_t off = cur_page_ * opt_.page_size;
+    const size_t size = std::min<uint64_t>(opt_.page_size, c.len - off);
+    out->data = buffers_.slot(cur_slot_) + c.skip + off;
+    out->size = size;
+    out->stream_offset = c.stream_offset + off;
+    out->file_index = c.file;
+    out->file_offset = c.read_offset + c.skip + off;
+    out->chunk = ws.chunk;
+    out->slot = cur_slot_;
+    ++ws.outstanding;
+    ++cur_page_;
+    if (off + size >= c.len) {
+      ws.handed_all = true;
+      has_current_ = false;
+    }
+    detail::WorkerMetrics& w = sb_.worker();
+    bump(w.pages_got);
+    bump(w.bytes_got, size);
+    return Outcome::kPage;
+  }
+
+  Outcome not_ready_outcome() {
+    const detail::Switchboard& sb = sb_;
+    // The ring maps chunk k to buffer k mod n and the control loop reads in plan order, so the
+    // scan stalls for good when the buffer of the next chunk to hand out (in order) or of the
+    // next chunk to read (any order) is one the worker holds.
+    const auto held_by_worker = [&](uint64_t chunk) {
+      const auto slot = static_cast<uint32_t>(chunk % n_);
+      return slots_[slot].outstanding > 0 && sb.state(slot) == detail::SlotState::kInUse;
+    };
+    if (held_ == n_ || (held_ > 0 && !opt_.any_order && held_by_worker(next_claim_)))
+      return Outcome::kAllHeld;
+    if (held_ > 0 && opt_.any_order) {
+      // Any order: stuck only when the loop waits for a held buffer, has nothing in flight, and
+      // nothing is ready (re-checked after reading `inflight`, which drops after a publish).
+      const uint64_t to_read = sb.control().next_chunk.load(std::memory_order_acquire);
+      if (to_read < plan_.size() && held_by_worker(to_read) &&
+          sb.control().inflight.load(std::memory_order_acquire) == 0) {
+        bool any_ready = false;
+        for (uint32_t i = 0; i < n_ && !any_ready; ++i)
+          any_ready = sb.state(i) == detail::SlotState::kReady;
+        if (!any_ready)
+          return Outcome::kAllHeld;
+      }
+    }
+    // After a failure, reads already in flight still complete (and are handed out in order):
+    // report the failure only once none is left.
+    const detail::ControlMetrics& c = sb.control();
+    if (c.state.load(std::memory_order_acquire) ==
+            static_cast<uint32_t>(detail::LoopState::kFailed) &&
+        c.inflight.load(std::memory_order_acquire) == 0)
+      return Outcome::kFailed;
+    kick_control();
+    return Outcome::kNotReady;
+  }
+
+  void count_not_ready() { bump(sb_.worker().not_ready); }
+
+  Status outcome_status(Outcome o) const {
+    switch (o) {
+      case Outcome::kPage: return Status::ok();
+      case Outcome::kNotReady:
+        return not_ready_status_;  // made once: polling costs a reference count, not a string
+      case Outcome::kEnd: return end_status_;
+      case Outcome::kAllHeld:
+        return resource_exhausted(
+            "zicio channel '" + opt_.name +
+            "': the worker holds the buffer the next chunk needs (" + std::to_string(held_) +
+            " of " + std::to_string(n_) +
+            " buffers held); put pages back before asking for more, or raise zicio.ring_buffers");
+      case Outcome::kFailed: return loop_error();
+    }
+    return internal_error("unknown outcome");
+  }
+
+  Outcome wait_get(Page* out, std::chrono::nanoseconds timeout, bool* timed_out) {
+    *timed_out = false;
+    Outcome o = try_get(out);
+    if (o != Outcome::kNotReady)
+      return o;
+    detail::WorkerMetrics& w = sb_.worker();
+    detail::SyncWords& sync = sb_.sync();
+    const int64_t start = clock_.now_ns();
+    const int64_t deadline = timeout.count() < 0 ? INT64_MAX : start + timeout.count();
+    const int64_t spin_until = start + std::chrono::nanoseconds(opt_.spin).count();
+    bump(w.waits);
+    for (;;) {
+      int64_t now = clock_.now_ns();
+      if (now < spin_until) {
+        for (int i = 0; i < 64; ++i)
+          cpu_relax();
+      } else {
+        const uint32_t epoch = sync.epoch.load(std::memory_order_seq_cst);
+        sync.worker_sleeping.store(1, std::memory_order_seq_cst);
+        o = try_get(out);
+        if (o != Outcome::kNotReady) {
+          sync.worker_sleeping.store(0, std::memory_order_relaxed);
+          break;
+        }
+        now = clock_.now_ns();
+        if (now >= deadline) {
+          sync.worker_sleeping.store(0, std::memory_order_relaxed);
+          *timed_out = true;
+          break;
+        }
+        detail::futex_wait(&sync.epoch, epoch, std::min<int64_t>(deadline - now, 1000000000));
+        sync.worker_sleeping.store(0, std::memory_order_relaxed);
+      }
+      o = try_get(out);
+      if (o != Outcome::kNotReady)
+        break;
+      if (clock_.now_ns() >= deadline) {
+        *timed_out = true;
+        break;
+      }
+    }
+    bump(w.wait_ns, static_cast<uint64_t>(clock_.now_ns() - start));
+    return o;
+  }
+
+  Status put(const Page& p) {
+    if (!open_)
+      return failed_precondition("zicio channel '" + opt_.name + "' is closed");
+    if (p.slot >= n_ || slots_[p.slot].outstanding == 0 || slots_[p.slot].chunk != p.chunk)
+      return invalid_argument("zicio channel '" + opt_.name + "': page of chunk " +
+                              std::to_string(p.chunk) + " in buffer " + std::to_string(p.slot) +
+                              " is not held by the worker (returned twice, or from another "
+                              "channel)");
+    WorkerSlot& ws = slots_[p.slot];
+    --ws.outstanding;
+    detail::WorkerMetrics& w = sb_.worker();
+    bump(w.pages_put);
+    if (ws.outstanding == 0 && ws.handed_all) {
+      const int64_t now = clock_.now_ns();
+      const int64_t first = sb_.slot(p.slot).first_access_ns.load(std::memory_order_relaxed);
+      const uint64_t bytes = plan_[ws.chunk].len;
+      consumption_.record_consumption(bytes, static_cast<double>(now - first));
+      w.consume_cost_bits.store(detail::double_to_bits(consumption_.consumption_cost()),
+                                std::memory_order_relaxed);
+      const bool ok = sb_.release(p.slot);
+      SLUICE_ASSERT(ok, "a buffer the worker held was not in-use");
+      --held_;
+      bump(w.chunks_done);
+      (void)page_producer_.try_put({.time_ns = now,
+                                    .chunk = ws.chunk,
+                                    .bytes = bytes,
+                                    .slot = p.slot,
+                                    .kind = ChunkEvent::kPut});
+    }
+    return Status::ok();
+  }
+
+  Status notify_ranges(std::vector<Range> ranges) {
+    if (!open_)
+      return failed_precondition("zicio channel '" + opt_.name + "' is closed");
+    if (sb_.worker().pages_got.load(std::memory_order_relaxed) > 0)
+      return failed_precondition("zicio channel '" + opt_.name +
+                                 "': ranges can be given only before the first page; open a new "
+                                 "channel for another plan");
+    SLUICE_RETURN_IF_ERROR(validate_ranges(ranges, stream_bytes_));
+    stop_loop();
+    for (uint32_t i = 0; i < n_; ++i)
+      (void)sb_.revoke(i);
+    plan_ = build_plan(files_, ranges);
+    uint64_t total = 0;
+    for (const PlanChunk& c : plan_)
+      total += c.len;
+    auto& h = const_cast<detail::Header&>(sb_.header());
+    h.total_chunks = plan_.size();
+    h.total_bytes = total;
+    detail::ControlMetrics& c = sb_.control();
+    c.next_chunk.store(0, std::memory_order_relaxed);
+    start_loop();
+    return Status::ok();
+  }
+
+  ChannelStats stats() const { return stats_from(sb_); }
+
+  // ---- control loop ----
+
+  void start_loop() {
+    stop_.store(false, std::memory_order_relaxed);
+    sb_.control().state.store(static_cast<uint32_t>(detail::LoopState::kStarting),
+                              std::memory_order_release);
+    loop_ = std::thread([this] { control_main(); });
+  }
+
+  void stop_loop() {
+    if (!loop_.joinable())
+      return;
+    stop_.store(true, std::memory_order_seq_cst);
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t w = ::write(kick_fd_, &one, sizeof one);
+    loop_.join();
+  }
+
+  void kick_control() {
+    detail::SyncWords& s = sb_.sync();
+    // Orders this worker's earlier buffer returns (release stores) before the flag load: with
+    // the loop's fence after it sets ctrl_sleeping, either the loop sees the returned buffer or
+    // the worker sees the flag. Only on the slow path (nothing ready).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (s.ctrl_sleeping.load(std::memory_order_seq_cst) != 0 &&
+        s.kick_pending.exchange(1, std::memory_order_acq_rel) == 0) {
+      const uint64_t one = 1;
+      [[maybe_unused]] ssize_t w = ::write(kick_fd_, &one, sizeof one);
+    }
+  }
+
+  void control_main();
+
+  oq::OQueue<ChunkEvent>& page_q() { return page_q_; }
+  oq::OQueue<ChunkEvent>& io_q() { return io_q_; }
+  const std::vector<std::string>& notes() const { return notes_; }
+  int switchboard_fd() const { return sb_.fd(); }
+  bool is_open() const { return open_; }
+
+ private:
+  struct WorkerSlot {
+    uint64_t chunk = 0;
+    uint32_t outstanding = 0;  // pages handed out and not yet back
+    bool handed_all = false;   // every page of the chunk was handed out
+  };
+  struct Inflight {
+    bool busy = false;
+    uint64_t chunk = 0;
+    int64_t submit_ns = 0;
+    uint32_t pending = 0;     // device reads not yet completed (1 without the bypass)
+    uint64_t bytes = 0;       // bytes placed in the buffer so far
+    int error = 0;            // the first failed read's errno
+    bool short_read = false;  // bypass: a device read came back short
+  };
+
+  static void bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+
+  Status open_files(std::vector<std::string> paths) {
+    uint64_t base = 0;
+    for (std::string& path : paths) {
+      FileInfo f;
+      f.path = std::move(path);
+      const bool want_direct = opt_.direct;
+      int fd = -1;
+      if (want_direct) {
+        if (opt_.simulate_no_direct) {
+          fd = -1;
+          errno = EINVAL;
+        } else {
+          fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+        }
+        if (fd >= 0) {
+          f.direct = true;
+        } else if (errno == EINVAL) {
+          if (opt_.require_direct)
+            return unimplemented("the filesystem of " + f.path +
+                                 " refuses O_DIRECT (tmpfs before Linux 6.6?); move the data or "
+                                 "allow the buffered fallback (require_direct off)");
+          notes_.push_back("the filesystem of " + f.path +
+                           " refuses O_DIRECT: reading it through the page cache");
+        } else {
+          return errno_status(errno, "cannot open " + f.path + " for a zicio scan");
+        }
+      }
+      if (fd < 0) {
+        fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+          return errno_status(errno, "cannot open " + f.path + " for a zicio scan");
+      }
+      f.fd = fd;
+      files_.push_back(f);
+      struct statx stx {};
+      if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS | STATX_DIOALIGN, &stx) != 0)
+        return errno_status(errno, "statx " + files_.back().path);
+      if (!S_ISREG(stx.stx_mode))
+        return invalid_argument(files_.back().path +
+                                " is not a regular file; zicio scans regular files");
+      FileInfo& fb = files_.back();
+      fb.size = stx.stx_size;
+      fb.stream_base = base;
+      if ((stx.stx_mask & STATX_DIOALIGN) != 0 && stx.stx_dio_offset_align > fb.align &&
+          stx.stx_dio_offset_align <= kChunkSize)
+        fb.align = stx.stx_dio_offset_align;
+      base += fb.size;
+      if (opt_.bypass)
+        SLUICE_RETURN_IF_ERROR(map_extents(fb, makedev(stx.stx_dev_major, stx.stx_dev_minor)));
+    }
+    return Status::ok();
+  }
+
+  // File-system bypass: the block device holding `dev`, opened once per device.
+  Result<int> device_fd(dev_t dev) {
+    if (auto it = devices_.find(dev); it != devices_.end())
+      return it->second;
+    if (!opt_.bypass_device_for_testing.empty())
+      return open_device(dev, opt_.bypass_device_for_testing);
+    const std::string uevent = "/sys/dev/block/" + std::to_string(major(dev)) + ":" +
+                               std::to_string(minor(dev)) + "/uevent";
+    std::ifstream in(uevent);
+    std::string line, name;
+    while (std::getline(in, line))
+      if (line.rfind("DEVNAME=", 0) == 0)
+        name = line.substr(8);
+    if (name.empty())
+      return unimplemented("file-system bypass: no block device behind device " +
+                           std::to_string(major(dev)) + ":" + std::to_string(minor(dev)) + " (" +
+                           uevent +
+                           " unreadable: a network or virtual file system?); set "
+                           "zicio.bypass=false");
+    const std::string path = "/dev/" + name;
+    return open_device(dev, path);
+  }
+
+  Result<int> open_device(dev_t dev, const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+    if (fd < 0)
+      return errno_status(errno, "cannot open block device " + path +
+                                     " for the file-system bypass; run as root or set "
+                                     "zicio.bypass=false");
+    devices_[dev] = fd;
+    return fd;
+  }
+
+  Status map_extents(FileInfo& f, dev_t dev) {
+    if (geteuid() != 0)
+      return permission_denied(
+          "the file-system bypass (zicio.bypass) reads the block device "
+          "under " +
+          f.path + " and needs root; run as root or set zicio.bypass=false");
+    SLUICE_ASSIGN_OR_RETURN(f.dev_fd, device_fd(dev));
+    constexpr uint32_t kBatch = 256;
+    std::vector<uint64_t> storage((sizeof(fiemap) + kBatch * sizeof(fiemap_extent)) / 8 + 1);
+    auto* fm = reinterpret_cast<fiemap*>(storage.data());
+    uint64_t start = 0;
+    bool last = f.size == 0;
+    while (!last && start < f.size) {
+      std::memset(storage.data(), 0, storage.size() * 8);
+      fm->fm_start = start;
+      fm->fm_length = f.size - start;
+      fm->fm_flags = FIEMAP_FLAG_SYNC;  // flush delayed allocation so every extent has a place
+      fm->fm_extent_count = kBatch;
+      if (ioctl(f.fd, FS_IOC_FIEMAP, fm) != 0)
+        return errno_status(
+            errno, "FIEMAP of " + f.path + " for the file-system bypass; set zicio.bypass=false");
+      if (fm->fm_mapped_extents == 0)
+        break;
+      for (uint32_t i = 0; i < fm->fm_mapped_extents; ++i) {
+        const fiemap_extent& e = fm->fm_extents[i];
+        constexpr uint32_t kUnreadable = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC |
+                                         FIEMAP_EXTENT_ENCODED | FIEMAP_EXTENT_DATA_ENCRYPTED |
+                                         FIEMAP_EXTENT_NOT_ALIGNED | FIEMAP_EXTENT_DATA_INLINE |
+                                         FIEMAP_EXTENT_DATA_TAIL;
+        if ((e.fe_flags & kUnreadable) != 0 || e.fe_physical % f.align != 0 ||
+            e.fe_logical % f.align != 0)
+          return unimplemented("the extent at offset " + std::to_string(e.fe_logical) + " of " +
+                               f.path + " cannot be read from the device (FIEMAP flags " +
+                               std::to_string(e.fe_flags) +
+                               ": inline, encoded or unaligned data); set zicio.bypass=false");
+        f.extents.push_back({.logical = e.fe_logical,
+                             .physical = e.fe_physical,
+                             .length = e.fe_length,
+                             .zero = (e.fe_flags & FIEMAP_EXTENT_UNWRITTEN) != 0});
+        last = (e.fe_flags & FIEMAP_EXTENT_LAST) != 0;
+        start = e.fe_logical + e.fe_length;
+      }
+    }
+    return Status::ok();
+  }
+
+  // One device read (or a zero fill) of a bypassed chunk.
+  struct Piece {
+    uint64_t buffer_offset = 0;
+    uint64_t physical = 0;
+    uint64_t length = 0;
+    bool zero = false;  // a hole or a preallocated extent: fill with zeros
+  };
+  // The pieces of [offset, offset + length) of `f`; false when there are too many.
+  static bool pieces_of(const FileInfo& f, uint64_t offset, uint64_t length,
+                        std::vector<Piece>* out) {
+    out->clear();
+    const uint64_t end = offset + length;
+    uint64_t pos = offset;
+    auto it = std::upper_bound(f.extents.begin(), f.extents.end(), offset,
+                               [](uint64_t v, const Extent& e) { return v < e.logical; });
+    if (it != f.extents.begin())
+      --it;
+    while (pos < end && out->size() <= kMaxPiecesPerChunk) {
+      if (it == f.extents.end() || it->logical >= end) {
+        out->push_back({.buffer_offset = pos - offset, .length = end - pos, .zero = true});
+        break;
+      }
+      if (it->logical + it->length <= pos) {
+        ++it;
+        continue;
+      }
+      if (it->logical > pos) {
+        out->push_back({.buffer_offset = pos - offset, .length = it->logical - pos, .zero = true});
+        pos = it->logical;
+      }
+      const uint64_t e = std::min(end, it->logical + it->length);
+      out->push_back({.buffer_offset = pos - offset,
+                      .physical = it->physical + (pos - it->logical),
+                      .length = e - pos,
+                      .zero = it->zero});
+      pos = e;
+      ++it;
+    }
+    return out->size() <= kMaxPiecesPerChunk;
+  }
+
+  Status setup_ring() {
+    kick_fd_ = eventfd(0, EFD_CLOEXEC);
+    if (kick_fd_ < 0)
+      return errno_status(errno, "eventfd for the zicio control loop");
+    const unsigned depth = opt_.bypass ? 1024u : std::max(8u, opt_.max_inflight * 2 + 2);
+    const int rc = io_uring_queue_init(depth, &ring_, 0);
+    if (rc < 0)
+      return errno_status(-rc, "io_uring_queue_init for a zicio channel");
+    ring_ready_ = true;
+    uint32_t registered = 0;
+    if (opt_.register_buffers) {
+      std::vector<iovec> iov(n_);
+      for (uint32_t i = 0; i < n_; ++i)
+        iov[i] = {buffers_.slot(i), kChunkSize};
+      const int b = io_uring_register_buffers(&ring_, iov.data(), n_);
+      if (b == 0) {
+        registered |= 1;
+      } else {
+        rlimit rl{};
+        getrlimit(RLIMIT_MEMLOCK, &rl);
+        notes_.push_back("cannot register the ring's buffers with io_uring (" +
+                         std::string(std::strerror(-b)) + "; RLIMIT_MEMLOCK " +
+                         std::to_string(rl.rlim_cur >> 10) + " KiB, ring " +
+                         std::to_string(buffers_.bytes >> 10) +
+                         " KiB): plain reads instead; raise `ulimit -l` to register them");
+      }
+      std::vector<int> fds;
+      for (const FileInfo& f : files_)
+        fds.push_back(f.fd);
+      const int r = io_uring_register_files(&ring_, fds.data(), static_cast<unsigned>(fds.size()));
+      if (r == 0)
+        registered |= 2;
+      else
+        notes_.push_back("cannot register files with io_uring (" + std::string(std::strerror(-r)) +
+                         "): plain descriptors instead");
+    }
+    sb_.control().registered.store(registered, std::memory_order_relaxed);
+    return Status::ok();
+  }
+
+  void fail(Status s) {
+    {
+      std::lock_guard<std::mutex> lock(error_mu_);
+      if (error_.is_ok())
+        error_ = std::move(s);
+    }
+    detail::ControlMetrics& c = sb_.control();
+    c.error_code.store(static_cast<uint32_t>(error_.code()), std::memory_order_relaxed);
+    c.state.store(static_cast<uint32_t>(detail::LoopState::kFailed), std::memory_order_release);
+    notify_worker();
+  }
+
+  Status loop_error() const {
+    std::lock_guard<std::mutex> lock(error_mu_);
+    if (error_.is_ok())
+      return internal_error("zicio channel failed without a recorded error");
+    return error_;
+  }
+
+  void notify_worker() {
+    detail::SyncWords& s = sb_.sync();
+    s.epoch.fetch_add(1, std::memory_order_seq_cst);
+    if (s.worker_sleeping.load(std::memory_order_seq_cst) != 0)
+      detail::futex_wake_all(&s.epoch);
+  }
+
+  void arm_kick() {
+    if (kick_armed_)
+      return;
+    kick_armed_ = true;
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    SLUICE_ASSERT(sqe != nullptr, "zicio control ring has no free entry for its wake-up read");
+    io_uring_prep_read(sqe, kick_fd_, &kick_buf_, sizeof kick_buf_, 0);
+    io_uring_sqe_set_data64(sqe, kKickTag);
+  }
+
+  bool submit_read(uint64_t k, int64_t now);
+  bool submit_bypass(uint64_t k, int64_t now);
+  // Returns true when the read finished its chunk (every device read of it completed).
+  bool complete_read(io_uring_cqe* cqe, int64_t now);
+
+  ChannelOptions opt_;
+  const TscClock& clock_;
+  uint32_t n_ = 0;
+  std::vector<FileInfo> files_;
+  std::map<dev_t, int> devices_;  // file-system bypass: block device descriptors
+  std::vector<Piece> pieces_;     // scratch for submit_bypass
+  uint64_t stream_bytes_ = 0;
+  std::vector<PlanChunk> plan_;  // fixed while the loop runs
+  detail::Switchboard sb_;
+  Buffers buffers_;
+  std::vector<std::string> notes_;
+  oq::OQueue<ChunkEvent> page_q_;
+  oq::OQueue<ChunkEvent> io_q_;
+  oq::OQueue<ChunkEvent>::Producer page_producer_;
+  bool open_ = false;
+  Status not_ready_status_;
+  Status end_status_;
+
+  // Worker side (the worker's thread only).
+  std::vector<WorkerSlot> slots_;
+  uint64_t next_claim_ = 0;  // in order: the next chunk to hand out
+  uint64_t claimed_ = 0;     // chunks handed out (at least their first page)
+  uint32_t scan_from_ = 0;   // any order: where the next search starts
+  uint32_t held_ = 0;        // buffers in use by the worker
+  bool has_current_ = false;
+  uint32_t cur_slot_ = 0;
+  uint64_t cur_page_ = 0;
+  detail::Pacer consumption_{detail::PacerConfig{}};
+
+  // Control side (the loop's thread, plus open/close while it is not running).
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  int kick_fd_ = -1;
+  uint64_t kick_buf_ = 0;
+  std::thread loop_;
+  std::atomic<bool> stop_{false};
+  std::vector<Inflight> inflight_;
+  unsigned inflight_count_ = 0;
+  bool kick_armed_ = false;
+  bool paced_wait_ = false;  // the next chunk waited for its release time
+  detail::Pacer pacer_{detail::PacerConfig{}};
+  oq::OQueue<ChunkEvent>::Producer io_producer_;
+  mutable std::mutex error_mu_;
+  Status error_;
+};
+
+bool Channel::Impl::submit_bypass(uint64_t k, int64_t now) {
+  const PlanChunk& c = plan_[k];
+  const auto slot = static_cast<uint32_t>(k % n_);
+  const FileInfo& f = files_[c.file];
+  if (!pieces_of(f, c.read_offset, c.read_len, &pieces_))
+    return false;
+  size_t reads = 0;
+  for (const Piece& p : pieces_)
+    reads += p.zero ? 0 : 1;
+  if (io_uring_sq_space_left(&ring_) < reads + 2)  // + a no-op, + the wake-up read
+    return false;
+  const bool fixed = (sb_.control().registered.load(std::memory_order_relaxed) & 1) != 0;
+  Inflight in{.busy = true, .chunk = k, .submit_ns = now};
+  for (const Piece& p : pieces_) {
+    std::byte* dst = buffers_.slot(slot) + p.buffer_offset;
+    if (p.zero) {
+      std::memset(dst, 0, p.length);
+      in.bytes += p.length;
+      continue;
+    }
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    SLUICE_ASSERT(sqe != nullptr, "io_uring ran out of entries after checking for space");
+    const auto len = static_cast<unsigned>(p.length);
+    if (fixed)
+      io_uring_prep_read_fixed(sqe, f.dev_fd, dst, len, p.physical, static_cast<int>(slot));
+    else
+      io_uring_prep_read(sqe, f.dev_fd, dst, len, p.physical);
+    io_uring_sqe_set_data64(sqe, slot | (p.length << 32));
+    ++in.pending;
+  }
+  if (in.pending == 0) {
+    // Only holes: complete through the same path as a read, with a no-op.
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, slot);
+    in.pending = 1;
+  }
+  inflight_[slot] = in;
+  return true;
+}
+
+bool Channel::Impl::submit_read(uint64_t k, int64_t now) {
+  const PlanChunk& c = plan_[k];
+  const uint32_t slot = static_cast<uint32_t>(k % n_);
+  if (opt_.bypass && !files_[c.file].extents.empty()) {
+    if (submit_bypass(k, now))
+      return true;
+    if (pieces_.size() <= kMaxPiecesPerChunk)
+      return false;  // no room in the ring now; try again after completions
+    // Too fragmented: read this chunk through the file.
+  }
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr)
+    return false;
+  const FileInfo& f = files_[c.file];
+  const uint32_t reg = sb_.control().registered.load(std::memory_order_relaxed);
+  const int fd = (reg & 2) != 0 ? static_cast<int>(c.file) : f.fd;
+  if ((reg & 1) != 0)
+    io_uring_prep_read_fixed(sqe, fd, buffers_.slot(slot), c.read_len, c.read_offset,
+                             static_cast<int>(slot));
+  else
+    io_uring_prep_read(sqe, fd, buffers_.slot(slot), c.read_len, c.read_offset);
+  if ((reg & 2) != 0)
+    sqe->flags |= IOSQE_FIXED_FILE;
+  io_uring_sqe_set_data64(sqe, slot);
+  inflight_[slot] = {.busy = true, .chunk = k, .submit_ns = now, .pending = 1};
+  return true;
+}
+
+bool Channel::Impl::complete_read(io_uring_cqe* cqe, int64_t now) {
+  const uint64_t data = io_uring_cqe_get_data64(cqe);
+  const auto slot = static_cast<uint32_t>(data & 0xffffffffu);
+  Inflight& in = inflight_[slot];
+  SLUICE_ASSERT(in.busy && in.pending > 0,
+                "a zicio read completed for a buffer with no read in flight");
+  if (cqe->res < 0) {
+    if (in.error == 0)
+      in.error = -cqe->res;
+  } else {
+    in.bytes += static_cast<uint64_t>(cqe->res);
+    const uint64_t want_piece = data >> 32;  // bypass reads carry their length
+    if (want_piece != 0 && static_cast<uint64_t>(cqe->res) < want_piece)
+      in.short_read = true;
+  }
+  if (--in.pending > 0)
+    return false;
+  in.busy = false;
+  const uint64_t k = in.chunk;
+  const PlanChunk& c = plan_[k];
+  const FileInfo& f = files_[c.file];
+  detail::ControlMetrics& m = sb_.control();
+  bump(m.completed);
+  m.last_complete_ns.store(now, std::memory_order_relaxed);
+  // The worker reads `inflight` to tell "failed, but more data is coming" from "failed": it
+  // drops only after this read's buffer is published or its failure recorded.
+  const auto done_inflight = [&m] {
+    m.inflight.store(m.inflight.load(std::memory_order_relaxed) - 1, std::memory_order_release);
+  };
+  if (in.error != 0) {
+    done_inflight();
+    fail(errno_status(in.error, "read of " + f.path + " at offset " +
+                                    std::to_string(c.read_offset) + " (" +
+                                    std::to_string(c.read_len) + " bytes)"));
+    return true;
+  }
+  if (in.short_read) {
+    done_inflight();
+    fail(io_error("a read of the block device under " + f.path +
+                  " came back short (the device is smaller than FIEMAP said?); set "
+                  "zicio.bypass=false"));
+    return true;
+  }
+  const uint64_t got = in.bytes;
+  bump(m.bytes_read, got);
+  const uint64_t want = std::min<uint64_t>(c.read_offset + c.read_len, f.size) - c.read_offset;
+  if (got < want) {
+    done_inflight();
+    fail(data_loss(f.path + " shrank while scanned: a read at offset " +
+                   std::to_string(c.read_offset) + " returned " + std::to_string(got) + " of " +
+                   std::to_string(want) +
+                   " bytes; zicio assumes read-only data, rescan it once "
+                   "writers are done"));
+    return true;
+  }
+  if (c.last_of_file) {
+    struct stat st {};
+    if (fstat(f.fd, &st) == 0 && static_cast<uint64_t>(st.st_size) != f.size) {
+      done_inflight();
+      fail(data_loss(f.path + " changed size while scanned (" + std::to_string(f.size) + " → " +
+                     std::to_string(st.st_size) +
+                     " bytes); zicio assumes read-only data, rescan it once writers are done"));
+      return true;
+    }
+  }
+  pacer_.record_read(got, static_cast<double>(now - in.submit_ns));
+  m.read_cost_bits.store(detail::double_to_bits(pacer_.read_cost()), std::memory_order_relaxed);
+  const bool ok = sb_.publish(slot, k, c.len);
+  SLUICE_ASSERT(ok, "a zicio buffer was not empty when its read completed");
+  done_inflight();
+  (void)io_producer_.try_put(
+      {.time_ns = now, .chunk = k, .bytes = got, .slot = slot, .kind = ChunkEvent::kComplete});
+  notify_worker();
+  return true;
+}
+
+void Channel::Impl::control_main() {
+  detail::ControlMetrics& m = sb_.control();
+  detail::SyncWords& sync = sb_.sync();
+  const detail::WorkerMetrics& w = sb_.worker();
+  const auto rlx = std::memory_order_relaxed;
+  io_producer_ = io_q_.attach_producer(oq::WaitPolicy::kSpin);
+  pacer_ = detail::Pacer({.ema_shift = opt_.ema_shift,
+                          .max_inflight = opt_.max_inflight,
+                          .read_slack = opt_.read_slack});
+  inflight_.assign(n_, Inflight{});
+  inflight_count_ = 0;
+  paced_wait_ = false;
+  uint64_t next = 0;
+  bool finished = false;
+  const int64_t idle_poll_ns = std::chrono::nanoseconds(opt_.idle_poll).count();
+  arm_kick();
+  m.state.store(static_cast<uint32_t>(detail::LoopState::kRunning), std::memory_order_release);
+  for (;;) {
+    int64_t now = clock_.now_ns();
+    // 1. Completions: reads (publish their buffers) and the wake-up eventfd.
+    {
+      io_uring_cqe* cqe = nullptr;
+      unsigned head = 0;
+      unsigned seen = 0;
+      io_uring_for_each_cqe(&ring_, head, cqe) {
+        ++seen;
+        if (io_uring_cqe_get_data64(cqe) == kKickTag) {
+          kick_armed_ = false;
+          continue;
+        }
+        if (complete_read(cqe, now))
+          --inflight_count_;
+      }
+      io_uring_cq_advance(&ring_, seen);
+    }
+    // Finished as soon as the last chunk is published, before looking at a stop request: a
+    // worker that read everything and closed at once sees "finished", not "stopped".
+    if (!finished && next == plan_.size() && inflight_count_ == 0 &&
+        m.state.load(std::memory_order_relaxed) !=
+            static_cast<uint32_t>(detail::LoopState::kFailed)) {
+      finished = true;
+      m.state.store(static_cast<uint32_t>(detail::LoopState::kFinished), std::memory_order_release);
+      notify_worker();
+    }
+    const bool stopping = stop_.load(std::memory_order_seq_cst);
+    if (stopping && inflight_count_ == 0)
+      break;
+    if (!stopping)
+      arm_kick();
+    const bool failed = m.state.load(std::memory_order_relaxed) ==
+                        static_cast<uint32_t>(detail::LoopState::kFailed);
+    // 2. Recycle buffers the worker is done with.
+    for (uint32_t i = 0; i < n_; ++i)
+      if (!inflight_[i].busy)
+        (void)sb_.recycle(i);
+    // 3. Issue the reads whose release time has come, up to R in flight.
+    const double ucost = detail::bits_to_double(w.consume_cost_bits.load(rlx));
+    if (ucost > 0)
+      pacer_.set_consumption_cost(ucost);
+    const unsigned allowed = pacer_.allowed_inflight();
+    m.allowed_inflight.store(allowed, rlx);
+    int64_t wake_at = INT64_MAX;
+    bool ring_full = false;
+    while (!stopping && !failed && next < plan_.size() && inflight_count_ < allowed) {
+      const auto slot = static_cast<uint32_t>(next % n_);
+      if (inflight_[slot].busy || sb_.state(slot) != detail::SlotState::kEmpty) {
+        ring_full = true;
+        break;
+      }
+      const uint64_t cur1 = w.current_chunk.load(rlx);
+      if (cur1 > 0 && pacer_.has_consumption()) {
+        const PlanChunk& cur = plan_[std::min<uint64_t>(cur1 - 1, plan_.size() - 1)];
+        const uint64_t ahead =
+            plan_[next].before > cur.before ? plan_[next].before - cur.before : 0;
+        const int64_t release =
+            pacer_.release_time_ns(w.current_start_ns.load(rlx), ahead, plan_[next].read_len);
+        if (release > now) {
+          if (!paced_wait_)
+            m.last_delay_ns.store(release - now, rlx);
+          paced_wait_ = true;
+          wake_at = release;
+          break;
+        }
+      }
+      if (!submit_read(next, now))
+        break;
+      ++inflight_count_;
+      bump(m.submitted);
+      if (m.first_submit_ns.load(rlx) == 0)
+        m.first_submit_ns.store(now, rlx);
+      if (allowed > 1 && pacer_.has_consumption() && pacer_.has_read())
+        bump(m.reward_submits);
+      if (paced_wait_) {
+        bump(m.paced_submits);
+        paced_wait_ = false;
+      }
+      (void)io_producer_.try_put({.time_ns = now,
+                                  .chunk = next,
+                                  .bytes = plan_[next].read_len,
+                                  .slot = slot,
+                                  .kind = ChunkEvent::kSubmit});
+      ++next;
+      m.next_chunk.store(next, rlx);
+    }
+    io_uring_submit(&ring_);
+    m.inflight.store(inflight_count_, std::memory_order_release);
+    if (inflight_count_ > m.max_inflight_seen.load(rlx))
+      m.max_inflight_seen.store(inflight_count_, rlx);
+    timespec cpu{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+    m.cpu_ns.store(
+        static_cast<uint64_t>(cpu.tv_sec) * 1000000000u + static_cast<uint64_t>(cpu.tv_nsec), rlx);
+    // 4. Sleep until a completion, a release time, a wake-up from the worker or close. While
+    // the ring is full ahead of the worker, look again after about a quarter of a chunk's
+    // consumption time (the worker does not announce its puts: that would put a system call on
+    // its path).
+    int64_t timeout_ns = -1;
+    if (!stopping) {
+      if (wake_at != INT64_MAX) {
+        timeout_ns = std::max<int64_t>(wake_at - now, 1000);
+      } else if (ring_full) {
+        const double chunk_ns = ucost * static_cast<double>(kChunkSize) / 4;
+        timeout_ns = ucost > 0
+                         ? std::clamp<int64_t>(static_cast<int64_t>(chunk_ns), 50000, idle_poll_ns)
+                         : idle_poll_ns;
+      }
+    }
+    sync.ctrl_sleeping.store(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (ring_full && sb_.state(static_cast<uint32_t>(next % n_)) == detail::SlotState::kDone &&
+        !inflight_[next % n_].busy) {
+      sync.ctrl_sleeping.store(0, std::memory_order_relaxed);
+      continue;
+    }
+    io_uring_cqe* cqe = nullptr;
+    if (timeout_ns < 0) {
+      (void)io_uring_wait_cqe(&ring_, &cqe);
+    } else {
+      __kernel_timespec ts{.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
+      (void)io_uring_wait_cqe_timeout(&ring_, &cqe, &ts);
+    }
+    sync.ctrl_sleeping.store(0, std::memory_order_relaxed);
+    sync.kick_pending.store(0, std::memory_order_release);
+    bump(m.wakeups);
+  }
+  const uint32_t st = m.state.load(std::memory_order_relaxed);
+  if (st != static_cast<uint32_t>(detail::LoopState::kFinished) &&
+      st != static_cast<uint32_t>(detail::LoopState::kFailed))
+    m.state.store(static_cast<uint32_t>(detail::LoopState::kStopped), std::memory_order_release);
+  io_producer_.detach();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Channel::Channel() = default;
+Channel::Channel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Channel::Channel(Channel&&) noexcept = default;
+Channel& Channel::operator=(Channel&&) noexcept = default;
+Channel::~Channel() = default;
+
+Result<Channel> Channel::open(std::vector<std::string> paths, std::vector<Range> ranges,
+                              ChannelOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(options));
+  SLUICE_RETURN_IF_ERROR(impl->open(std::move(paths), std::move(ranges)));
+  return Channel(std::move(impl));
+}
+
+namespace {
+Status closed_error() {
+  return failed_precondition("the zicio channel is closed (or was moved from)");
+}
+}  // namespace
+
+Result<Page> Channel::get_page() {
+  if (!impl_ || !impl_->is_open())
+    return closed_error();
+  Page p;
+  const Impl::Outcome o = impl_->try_get(&p);
+  if (o == Impl::Outcome::kPage)
+    return p;
+  if (o == Impl::Outcome::kNotReady)
+    impl_->count_not_ready();
+  return impl_->outcome_status(o);
+}
+
+Result<Page> Channel::get_page_wait(std::chrono::nanoseconds timeout) {
+  if (!impl_ || !impl_->is_open())
+    return closed_error();
+  Page p;
+  bool timed_out = false;
+  const Impl::Outcome o = impl_->wait_get(&p, timeout, &timed_out);
+  if (o == Impl::Outcome::kPage)
+    return p;
+  if (timed_out)
+    return deadline_exceeded("no page arrived within " + std::to_string(timeout.count() / 1000000) +
+                             " ms");
+  return impl_->outcome_status(o);
+}
+
+Status Channel::put_page(const Page& page) {
+  if (!impl_)
+    return closed_error();
+  return impl_->put(page);
+}
+
+Status Channel::notify_ranges(std::vector<Range> ranges) {
+  if (!impl_)
+    return closed_error();
+  return impl_->notify_ranges(std::move(ranges));
+}
+
+Status Channel::close() {
+  return impl_ ? impl_->close() : Status::ok();
+}
+bool Channel::is_open() const {
+  return impl_ && impl_->is_open();
+}
+ChannelStats Channel::stats() const {
+  return impl_ ? impl_->stats() : ChannelStats{};
+}
+const std::vector<std::string>& Channel::notes() const {
+  static const std::vector<std::string> kNone;
+  return impl_ ? impl_->notes() : kNone;
+}
+int Channel::switchboard_fd() const {
+  return impl_ ? impl_->switchboard_fd() : -1;
+}
+oq::OQueue<ChunkEvent>& Channel::page_events() {
+  return impl_->page_q();
+}
+oq::OQueue<ChunkEvent>& Channel::io_events() {
+  return impl_->io_q();
+}
+
+Result<ChannelStats> read_switchboard(const std::string& path) {
+  SLUICE_ASSIGN_OR_RETURN(detail::Switchboard sb, detail::Switchboard::open_readonly(path));
+  return stats_from(sb);
+}
+
+}  // namespace sluice::zicio

@@ -64,6 +64,16 @@ expect 1 "no IPC endpoint" -- "$sluice" ipc send --from 1 --to 999 x
 expect 0 "stats" -- "$sluice" oq --help
 expect 0 "serve" -- "$sluice" para --help
 expect 0 "run" -- "$sluice" tune --help
+expect 0 "mount" -- "$sluice" fs --help
+
+# zicio: a scan, and its bad inputs.
+head -c 3000000 /dev/urandom > "$tmp/z.dat"
+expect 0 "--rate" -- "$sluice" zicio scan --help
+expect 0 "scanned 1034 bytes" -- "$sluice" zicio scan "$tmp/z.dat" --ranges 0:10,100:1K --quiet
+expect 0 "paced request rate" -- "$sluice" zicio scan "$tmp/z.dat" --rate 64M
+expect nonzero "No such file" -- "$sluice" zicio scan "$tmp/missing.dat"
+expect nonzero "sorted and disjoint" -- "$sluice" zicio scan "$tmp/z.dat" --ranges 0:10,5:10
+expect nonzero "no open zicio channel" -- "$sluice" zicio stats $$
 unset SLUICE_DBOS_DATA_DIR
 
 echo "cli: $passed passed, $failed failed"

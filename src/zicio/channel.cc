@@ -82,6 +82,13 @@ const FloatKnob kReadSlack({.name = "zicio.read_slack",
                             .max = 100,
                             .stage = KnobStage::kStart,
                             .help = "release reads this many extra read times early"});
+const FloatKnob kReadDeviations({.name = "zicio.read_deviations",
+                                 .default_value = 16,
+                                 .min = 0,
+                                 .max = 100,
+                                 .stage = KnobStage::kStart,
+                                 .help = "release reads against the mean read time plus this "
+                                         "many mean absolute deviations"});
 const IntKnob kSpinUs({.name = "zicio.spin_us",
                        .default_value = 20,
                        .min = 0,
@@ -342,6 +349,7 @@ ChannelOptions ChannelOptions::from_knobs() {
   o.max_inflight = static_cast<unsigned>(kMaxInflight.get());
   o.ema_shift = static_cast<unsigned>(kEmaShift.get());
   o.read_slack = kReadSlack.get();
+  o.read_deviations = kReadDeviations.get();
   o.spin = std::chrono::microseconds(kSpinUs.get());
   o.idle_poll = std::chrono::milliseconds(kIdlePollMs.get());
   return o;
@@ -1204,7 +1212,8 @@ void Channel::Impl::control_main() {
   io_producer_ = io_q_.attach_producer(oq::WaitPolicy::kSpin);
   pacer_ = detail::Pacer({.ema_shift = opt_.ema_shift,
                           .max_inflight = opt_.max_inflight,
-                          .read_slack = opt_.read_slack});
+                          .read_slack = opt_.read_slack,
+                          .read_deviations = opt_.read_deviations});
   inflight_.assign(n_, Inflight{});
   inflight_count_ = 0;
   paced_wait_ = false;

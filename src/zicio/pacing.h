@@ -18,7 +18,12 @@
 // started its current chunk at `current_start_ns` and will need the chunk that begins
 // `bytes_ahead` stream bytes later at  current_start + bytes_ahead / S_u;  the read must start
 // read_time·(1 + slack) before that. With bytes_ahead = N and current_start = now this is
-// exactly Equation 1 (for slack 0).
+// exactly Equation 1 (for slack 0 and no deviation term). read_time is not the mean read time
+// but the mean plus `read_deviations` times the EMA of the reads' absolute deviation from it: a
+// read released against the mean is late half the time, and on a shared machine (other tenants
+// on the disk, a control thread woken late) the spread of read times is what makes the worker
+// wait. The paper's kernel loop fires on I/O interrupts and can afford the mean; a user-space
+// loop cannot.
 //
 // Thread safety: none; one control loop owns a Pacer.
 #pragma once
@@ -30,9 +35,10 @@
 namespace sluice::zicio::detail {
 
 struct PacerConfig {
-  unsigned ema_shift = 4;     // α = 1/16
-  unsigned max_inflight = 4;  // cap on R, the requests kept in flight
-  double read_slack = 0.5;    // release this fraction of a read time earlier still
+  unsigned ema_shift = 4;       // α = 1/16
+  unsigned max_inflight = 4;    // cap on R, the requests kept in flight
+  double read_slack = 0.5;      // release this fraction of a read time earlier still
+  double read_deviations = 16;  // read time = mean + this × mean absolute deviation
 };
 
 class Pacer {
@@ -49,7 +55,10 @@ class Pacer {
   void record_read(uint64_t bytes, double ns) {
     if (bytes == 0 || ns <= 0)
       return;
-    update(read_cost_, ns / static_cast<double>(bytes));
+    const double sample = ns / static_cast<double>(bytes);
+    if (read_cost_ > 0)
+      update(read_dev_, std::abs(sample - read_cost_));
+    update(read_cost_, sample);
   }
   // Adopts a consumption cost measured elsewhere (the worker's EMA, read from the switchboard).
   void set_consumption_cost(double ns_per_byte) { consume_cost_ = ns_per_byte; }
@@ -58,6 +67,7 @@ class Pacer {
   bool has_read() const { return read_cost_ > 0; }
   double consumption_cost() const { return consume_cost_; }  // ns per byte; 0 = unknown
   double read_cost() const { return read_cost_; }            // ns per byte; 0 = unknown
+  double read_deviation() const { return read_dev_; }        // ns per byte, mean absolute
   // Bytes per second; 0 while unknown.
   double su() const { return consume_cost_ > 0 ? 1e9 / consume_cost_ : 0; }
   double sd() const { return read_cost_ > 0 ? 1e9 / read_cost_ : 0; }
@@ -88,7 +98,8 @@ class Pacer {
       return INT64_MIN;
     const double need =
         static_cast<double>(current_start_ns) + static_cast<double>(bytes_ahead) * consume_cost_;
-    const double read = static_cast<double>(bytes) * read_cost_ * (1.0 + config_.read_slack);
+    const double cost = read_cost_ + config_.read_deviations * read_dev_;
+    const double read = static_cast<double>(bytes) * cost * (1.0 + config_.read_slack);
     return static_cast<int64_t>(need - read);
   }
 
@@ -106,6 +117,7 @@ class Pacer {
   PacerConfig config_;
   double consume_cost_ = 0;  // ns per byte
   double read_cost_ = 0;     // ns per byte
+  double read_dev_ = 0;      // ns per byte: EMA of |sample − read_cost_|
 };
 
 }  // namespace sluice::zicio::detail

@@ -56,6 +56,27 @@ TEST(PacerTest, ReleaseTimeOfTheNextChunkIsEquationOne) {
   EXPECT_EQ(p.allowed_inflight(), 1u);  // S_u ≤ S_d: one request stream
 }
 
+TEST(PacerTest, SpreadOfReadTimesReleasesEarlier) {
+  // Reads of 200 then 360 ns per 1000 bytes: mean 0.2 + 0.16/16 = 0.21 ns/B; the first deviation
+  // sample (0.16 ns/B) sets the deviation average.
+  Pacer steady({.ema_shift = 4, .max_inflight = 4, .read_slack = 0, .read_deviations = 0});
+  Pacer wary({.ema_shift = 4, .max_inflight = 4, .read_slack = 0, .read_deviations = 4});
+  for (Pacer* p : {&steady, &wary}) {
+    p->record_consumption(1000, 1000.0);  // needed at 0 + 1000 ns
+    p->record_read(1000, 200.0);
+    EXPECT_EQ(p->read_deviation(), 0.0);  // one read: no spread yet
+    p->record_read(1000, 360.0);
+    EXPECT_NEAR(p->read_cost(), 0.21, 1e-12);
+    EXPECT_NEAR(p->read_deviation(), 0.16, 1e-12);
+  }
+  EXPECT_EQ(steady.release_time_ns(0, 1000, 1000), 790);             // 1000 − 210: the mean only
+  EXPECT_EQ(wary.release_time_ns(0, 1000, 1000), 1000 - 210 - 640);  // and 4 × 160 earlier
+  // Equal reads let the deviation decay back towards the mean alone.
+  for (int i = 0; i < 200; ++i)
+    wary.record_read(1000, 210.0);
+  EXPECT_LT(wary.read_deviation(), 1e-4);
+}
+
 TEST(PacerTest, SlackReleasesEarlierByThatManyReadTimes) {
   Pacer p({.ema_shift = 4, .max_inflight = 4, .read_slack = 1.0});
   p.record_consumption(1000, 1000.0);

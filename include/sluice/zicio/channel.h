@@ -76,13 +76,14 @@ struct ChannelOptions {
   size_t page_size = kChunkSize;  // zicio.page_kib
   bool any_order = false;         // full scans: hand out chunks as they become ready
   HugePageMode huge_pages = HugePageMode::kAuto;  // zicio.huge_pages
-  bool direct = true;                  // O_DIRECT (zicio.direct); tmpfs without it falls back
-  bool require_direct = false;         // fail instead of falling back to buffered reads
-  bool register_buffers = true;        // io_uring registered buffers and files (zicio.register)
-  unsigned max_inflight = 4;           // cap on reads in flight, reward requests included
-  unsigned ema_shift = 4;              // α = 1/2^ema_shift for S_u and S_d (zicio.ema_shift)
-  double read_slack = 0.5;             // release reads this fraction of a read time earlier
-  std::chrono::microseconds spin{20};  // get_page_wait spins this long before sleeping
+  bool direct = true;            // O_DIRECT (zicio.direct); tmpfs without it falls back
+  bool require_direct = false;   // fail instead of falling back to buffered reads
+  bool register_buffers = true;  // io_uring registered buffers and files (zicio.register)
+  unsigned max_inflight = 4;     // cap on reads in flight, reward requests included
+  unsigned ema_shift = 4;        // α = 1/2^ema_shift for S_u and S_d (zicio.ema_shift)
+  double read_slack = 0.5;       // release reads this fraction of a read time earlier
+  double read_deviations = 16;   // read time = mean + this × mean absolute deviation of reads
+  std::chrono::microseconds spin{20};       // get_page_wait spins this long before sleeping
   std::chrono::milliseconds idle_poll{50};  // the loop's longest sleep when waiting on the worker
   // File-system bypass (zicio.bypass): map each file's extents once with FIEMAP and read the
   // block device at those offsets (O_DIRECT). Root only; holes and preallocated extents read as
@@ -99,7 +100,7 @@ struct ChannelOptions {
 
   // From the knobs zicio.ring_buffers, zicio.page_kib, zicio.huge_pages, zicio.direct,
   // zicio.bypass, zicio.register, zicio.max_inflight, zicio.ema_shift, zicio.read_slack,
-  // zicio.spin_us, zicio.idle_poll_ms.
+  // zicio.read_deviations, zicio.spin_us, zicio.idle_poll_ms.
   static ChannelOptions from_knobs();
 };
 

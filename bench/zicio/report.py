@@ -19,10 +19,14 @@ import sys
 from collections import OrderedDict, defaultdict
 from pathlib import Path
 
-METHODS = ["pread", "direct", "uring", "uring-q4", "zicio", "zicio-q16", "fio", "fio-q4"]
+METHODS = ["pread", "direct", "uring", "uring-q4", "uring-thp", "uring-thp-q4", "zicio",
+           "zicio-thread", "zicio-q16", "fio", "fio-q4"]
 LABEL = {
     "uring-q4": "io_uring, 4 × 2 MiB in flight",
     "zicio-q16": "zicio, max_inflight 16",
+    "zicio-thread": "zicio, control loop on its own thread",
+    "uring-thp": "io_uring on huge pages (THP), 32 MiB in flight",
+    "uring-thp-q4": "io_uring on huge pages, 4 × 2 MiB in flight",
     "fio-q4": "fio (io_uring, 2M × 4)",
     "pread": "pread (buffered, readahead)",
     "direct": "pread O_DIRECT",
@@ -66,11 +70,11 @@ def groups(runs, tag):
     return g
 
 
-def ratio_to_zicio(runs, tag, key_fn, metric):
-    """Median over reps of run[metric] / zicio[metric] in the same rep (and rate, batch)."""
+def ratio_to_zicio(runs, tag, key_fn, metric, base="zicio"):
+    """Median over reps of run[metric] / base[metric] in the same rep (and rate, batch)."""
     zic = {}
     for r in runs:
-        if r["tag"] == tag and r["method"] == "zicio":
+        if r["tag"] == tag and r["method"] == base:
             zic[(r["rep"], r["rate"], r["batch"])] = r[metric]
     out = defaultdict(list)
     for r in runs:
@@ -90,15 +94,15 @@ def order(m):
     return METHODS.index(m) if m in METHODS else len(METHODS)
 
 
-def seq_table(runs, tag):
+def seq_table(runs, tag, base="zicio"):
     g = groups(runs, tag)
     if not g:
         return "", {}
     ratios = ratio_to_zicio(runs, tag, lambda r: (r["method"], r["rate"], r["req"], r["batch"]),
-                            "gib_per_s")
+                            "gib_per_s", base)
     cpu_ratios = ratio_to_zicio(runs, tag,
                                 lambda r: (r["method"], r["rate"], r["req"], r["batch"]),
-                                "cpu_s_per_gib")
+                                "cpu_s_per_gib", base)
     lines = [
         "| scan | worker rate | method | request | n | GiB/s median (min–max) | × zicio | wall s | "
         "worker wait % of wall | CPU s per GiB | CPU × zicio | device request KiB | others' CPU % |",
@@ -134,9 +138,9 @@ def seq_table(runs, tag):
     return "\n".join(lines) + "\n", summary
 
 
-def goals(summary_seq, summary_sweep, summary_ranges):
+def goals(summary_seq, summary_sweep, summary_ranges, base="zicio"):
     out = ["| goal | measured | verdict |", "| --- | --- | --- |"]
-    z = {v["rate"]: v for v in summary_seq.values() if v["method"] == "zicio"}
+    z = {v["rate"]: v for v in summary_seq.values() if v["method"] == base}
     fio = [v for v in summary_seq.values() if v["method"] == "fio"]
     fio_bw = fio[0]["fio_gib_per_s_median"] if fio else None
     # (a) slow worker: wait < 2 % of wall.
@@ -197,7 +201,8 @@ def plots(runs, out: Path, prefix: str):
     written = []
     colors = {"pread": "tab:blue", "direct": "tab:orange", "uring": "tab:green",
               "zicio": "tab:red", "fio": "black", "uring-q4": "tab:olive",
-              "zicio-q16": "tab:pink", "fio-q4": "tab:gray"}
+              "zicio-q16": "tab:pink", "fio-q4": "tab:gray", "uring-thp": "tab:cyan",
+              "zicio-thread": "tab:brown"}
 
     # Throughput vs request size (sweep tag, unlimited worker) with zicio and fio as levels.
     sweep = [r for r in runs if r["tag"] == "sweep"]
@@ -320,7 +325,16 @@ def main():
         md += ["## Reads in flight (unlimited worker, full scan)\n",
                "The same 2 MiB reads with 4 and with 16 in flight, for fio, io_uring and zicio.\n",
                depth_md]
-    md += ["## Goals\n", goals(seq_sum, sweep_sum, rng_sum)]
+    md += ["## Goals\n", "zicio as sluice runs it: the control loop on a para reactor.\n",
+           goals(seq_sum, sweep_sum, rng_sum)]
+    if any(r["method"] == "zicio-thread" for r in runs):
+        # The same goals for a channel embedded without sluice's runtime (ratios against it).
+        _, t_seq = seq_table(runs, "seq", "zicio-thread")
+        _, t_sweep = seq_table(runs, "sweep", "zicio-thread")
+        _, t_rng = seq_table(runs, "ranges", "zicio-thread")
+        md += ["## Goals, control loop on its own thread (zicio-thread)\n",
+               "Only the tables that ran zicio-thread count here.\n",
+               goals(t_seq, t_sweep, t_rng, "zicio-thread")]
     (out / f"{args.prefix}_results.md").write_text("\n".join(md))
     (out / f"{args.prefix}_results.json").write_text(json.dumps(
         {"runs": runs, "seq": seq_sum, "sweep": sweep_sum, "ranges": rng_sum}, indent=1))

@@ -7,8 +7,15 @@
 //   direct     pread with O_DIRECT, one request at a time
 //   uring      io_uring, O_DIRECT, registered buffer and file, a prefetch pipeline of
 //              depth = 32 MiB / request size (the same 32 MiB of buffers zicio uses)
-//   zicio      sluice::zicio::Channel (get_page_wait / put_page), options from the knobs
-//   zicio-q16  the same with max_inflight = 16 (as many reads in flight as fio and uring)
+//   zicio      sluice::zicio::Channel (get_page_wait / put_page), options from the knobs, its
+//              control loop a task of a para reactor on the last core (as `sluice zicio scan`
+//              runs it); the runtime is started once for the whole benchmark
+//   zicio-thread  the same with the control loop on a thread of its own (a channel embedded in
+//              a process without sluice's runtime), pinned to the same core as the reactor
+//
+// The worker (every method) runs pinned to the first core the process may use, zicio's control
+// loop to the last; fio runs in its own process, unpinned.
+//   zicio-q16  zicio with max_inflight = 16 (as many reads in flight as fio and uring)
 //   uring-qN   io_uring with N reads in flight (e.g. uring-q4: 4 × 2 MiB, zicio's default)
 //   uring-thp  io_uring with buffers on transparent huge pages (as zicio's ring); uring-thp-qN
 //   fio        fio --ioengine=io_uring --direct=1 --bs=2M --iodepth=16 (no worker: the device's
@@ -28,6 +35,8 @@
 //   zicio_bench --file /var/tmp/f --bytes 2G --ranges 64K,1M,64M --methods pread,uring,zicio
 #include <fcntl.h>
 #include <liburing.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -49,6 +58,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/para/runtime.h"
 #include "sluice/zicio/channel.h"
 
 namespace {
@@ -312,12 +322,36 @@ RunResult run_uring(const std::string& path, const std::vector<Range>& ranges, u
   return res;
 }
 
+// Cores of the run: the worker on the first this process may use, zicio's control loop (on a
+// para reactor, or on its own thread) on the last.
+int g_worker_core = 0;
+int g_control_core = 0;
+
+// The para runtime that hosts zicio's control loops: one reactor on the control core, started
+// before the first run and kept (idle, asleep) for the others.
+sluice::para::Runtime* control_runtime() {
+  static std::unique_ptr<sluice::para::Runtime> rt = [] {
+    auto ro = sluice::para::RuntimeOptions::from_knobs();
+    if (!ro.is_ok())
+      die("para options: " + ro.status().to_string());
+    ro->cores = {g_control_core};
+    auto started = sluice::para::Runtime::start(*ro);
+    if (!started.is_ok())
+      die("para runtime: " + started.status().to_string());
+    return std::move(*started);
+  }();
+  return rt.get();
+}
+
 RunResult run_zicio(const std::string& path, const std::vector<Range>& ranges, uint64_t file_size,
-                    unsigned max_inflight, Worker& w) {
+                    unsigned max_inflight, bool on_reactor, Worker& w) {
   sluice::zicio::ChannelOptions opt = sluice::zicio::ChannelOptions::from_knobs();
   opt.name = "bench";
   if (max_inflight != 0)
     opt.max_inflight = max_inflight;
+  opt.control_core = g_control_core;
+  if (on_reactor)
+    opt.runtime = control_runtime();
   std::vector<Range> rs = ranges;
   if (rs.size() == 1 && rs[0].offset == 0 && rs[0].length == file_size)
     rs.clear();  // a full scan: no range list
@@ -481,10 +515,13 @@ void run_one(const Config& c, const std::string& method, uint64_t rate, uint64_t
     res = run_uring(c.file, ranges, used_req, c.uring_budget, false, w);
   } else if (method == "zicio") {
     used_req = sluice::zicio::kChunkSize;
-    res = run_zicio(c.file, ranges, file_size, 0, w);
+    res = run_zicio(c.file, ranges, file_size, 0, true, w);
+  } else if (method == "zicio-thread") {
+    used_req = sluice::zicio::kChunkSize;
+    res = run_zicio(c.file, ranges, file_size, 0, false, w);
   } else if (method == "zicio-q16") {
     used_req = sluice::zicio::kChunkSize;
-    res = run_zicio(c.file, ranges, file_size, 16, w);
+    res = run_zicio(c.file, ranges, file_size, 16, true, w);
   } else if (method.starts_with("uring-")) {
     // uring-qN (N reads in flight), uring-thp (huge-page buffers), uring-thp-qN.
     used_req = c.uring_req != 0 ? c.uring_req : req;
@@ -504,7 +541,8 @@ void run_one(const Config& c, const std::string& method, uint64_t rate, uint64_t
     w.bytes = res.bytes_read;
   } else {
     die("unknown method '" + method +
-        "' (pread, direct, uring, uring-qN, uring-thp[-qN], zicio, zicio-q16, fio, fio-qN)");
+        "' (pread, direct, uring, uring-qN, uring-thp[-qN], zicio, zicio-thread, zicio-q16, fio, "
+        "fio-qN)");
   }
   const int64_t wall = now_ns() - t0;
   const double cpu = (rusage_s(RUSAGE_SELF) - self0) + (rusage_s(RUSAGE_CHILDREN) - child0);
@@ -620,6 +658,32 @@ int main(int argc, char** argv) {
   for (uint64_t r : c.reqs)
     if (r == 0 || r % 4096 != 0)
       die("request sizes must be multiples of 4 KiB");
+  // The worker runs on the first core this process may use, for every method; zicio's control
+  // loop on the last (method zicio: a para reactor, started before any run is timed, as a
+  // sluice process has its runtime running before it opens channels; zicio-thread: a thread
+  // pinned there).
+  {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+      die("sched_getaffinity failed");
+    g_worker_core = -1;
+    for (int core = 0; core < CPU_SETSIZE; ++core) {
+      if (CPU_ISSET(static_cast<size_t>(core), &set)) {
+        if (g_worker_core < 0)
+          g_worker_core = core;
+        g_control_core = core;
+      }
+    }
+    for (const std::string& m : c.methods)
+      if (m == "zicio" || m == "zicio-q16")
+        (void)control_runtime();
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(static_cast<size_t>(g_worker_core), &one);
+    if (pthread_setaffinity_np(pthread_self(), sizeof one, &one) != 0)
+      die("cannot pin the worker to core " + std::to_string(g_worker_core));
+  }
   for (int rep = 0; rep < c.reps; ++rep)
     for (uint64_t batch : c.batches)
       for (uint64_t rate : c.rates)

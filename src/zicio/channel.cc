@@ -8,6 +8,9 @@
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <linux/stat.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -19,6 +22,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -32,6 +36,7 @@
 #include "sluice/common/clock.h"
 #include "sluice/common/knobs.h"
 #include "sluice/common/log.h"
+#include "sluice/para/runtime.h"
 #include "zicio/pacing.h"
 #include "zicio/switchboard.h"
 
@@ -89,12 +94,14 @@ const FloatKnob kReadDeviations({.name = "zicio.read_deviations",
                                  .stage = KnobStage::kStart,
                                  .help = "release reads against the mean read time plus this "
                                          "many mean absolute deviations"});
-const IntKnob kSpinUs({.name = "zicio.spin_us",
-                       .default_value = 20,
-                       .min = 0,
-                       .max = 100000,
-                       .stage = KnobStage::kRuntime,
-                       .help = "get_page_wait spins this long before sleeping on a futex"});
+const IntKnob kSpinUs(
+    {.name = "zicio.spin_us",
+     .default_value = 20,
+     .min = 0,
+     .max = 100000,
+     .stage = KnobStage::kRuntime,
+     .help = "get_page_wait spins this long before sleeping on a futex (not after a wait "
+             "4x longer)"});
 const IntKnob kIdlePollMs({.name = "zicio.idle_poll_ms",
                            .default_value = 50,
                            .min = 1,
@@ -107,7 +114,18 @@ const BoolKnob kBypass({.name = "zicio.bypass",
                         .stage = KnobStage::kStart,
                         .help = "read the block device at the file's extents (FIEMAP; root only)"});
 
+const IntKnob kControlCore(
+    {.name = "zicio.control_core",
+     .default_value = -1,
+     .min = -1,
+     .max = 4095,
+     .stage = KnobStage::kStart,
+     .help = "core the control loop's thread is pinned to (-1: not pinned)"});
+
+// Tags of the control ring's entries that are not reads (reads carry their buffer's index).
 constexpr uint64_t kKickTag = ~uint64_t{0};
+constexpr uint64_t kTimerTag = ~uint64_t{0} - 1;
+constexpr uint64_t kTimerUpdateTag = ~uint64_t{0} - 2;
 // File-system bypass: a chunk whose extents need more device reads than this is read through the
 // file instead (a badly fragmented file gains nothing from the bypass).
 constexpr size_t kMaxPiecesPerChunk = 64;
@@ -331,6 +349,11 @@ ChannelStats stats_from(const detail::Switchboard& sb) {
   s.registered_files = (c.registered.load(r) & 2) != 0;
   s.buffer_backing = backing_name(c.backing.load(r));
   s.state = loop_state_name(c.state.load(std::memory_order_acquire));
+  const int core = c.host_core.load(r);
+  if (c.host.load(r) == 1)
+    s.control_host = "para reactor on core " + std::to_string(core);
+  else
+    s.control_host = core >= 0 ? "thread on core " + std::to_string(core) : "thread";
   return s;
 }
 
@@ -352,6 +375,7 @@ ChannelOptions ChannelOptions::from_knobs() {
   o.read_deviations = kReadDeviations.get();
   o.spin = std::chrono::microseconds(kSpinUs.get());
   o.idle_poll = std::chrono::milliseconds(kIdlePollMs.get());
+  o.control_core = static_cast<int>(kControlCore.get());
   return o;
 }
 
@@ -402,6 +426,7 @@ class Channel::Impl {
     if (paths.empty())
       return invalid_argument("a zicio channel needs at least one file");
     n_ = static_cast<uint32_t>(opt_.ring_buffers);
+    spin_next_ns_ = std::chrono::nanoseconds(opt_.spin).count();
     not_ready_status_ = unavailable("zicio channel '" + opt_.name +
                                     "': no page ready yet; call again or use get_page_wait");
     end_status_ = out_of_range("zicio channel '" + opt_.name + "': end of the stream");
@@ -441,7 +466,7 @@ class Channel::Impl {
         SLUICE_LOG(info, "zicio channel '{}': {}", opt_.name, note);
     }
     page_producer_ = page_q_.attach_producer(oq::WaitPolicy::kSpin);
-    start_loop();
+    SLUICE_RETURN_IF_ERROR(start_loop());
     open_ = true;
     return Status::ok();
   }
@@ -606,7 +631,7 @@ class Channel::Impl {
     detail::SyncWords& sync = sb_.sync();
     const int64_t start = clock_.now_ns();
     const int64_t deadline = timeout.count() < 0 ? INT64_MAX : start + timeout.count();
-    const int64_t spin_until = start + std::chrono::nanoseconds(opt_.spin).count();
+    const int64_t spin_until = start + spin_next_ns_;
     bump(w.waits);
     for (;;) {
       int64_t now = clock_.now_ns();
@@ -638,7 +663,13 @@ class Channel::Impl {
         break;
       }
     }
-    bump(w.wait_ns, static_cast<uint64_t>(clock_.now_ns() - start));
+    const int64_t waited = clock_.now_ns() - start;
+    bump(w.wait_ns, static_cast<uint64_t>(waited));
+    // Spin next time only if this wait was short enough for a spin to have caught it: a worker
+    // faster than the device waits a read's time for every chunk, and spinning through the
+    // start of each of those waits only burns CPU (adaptive, as adaptive mutexes do).
+    const int64_t spin_ns = std::chrono::nanoseconds(opt_.spin).count();
+    spin_next_ns_ = waited < 4 * spin_ns ? spin_ns : 0;
     return o;
   }
 
@@ -694,28 +725,89 @@ class Channel::Impl {
     h.total_bytes = total;
     detail::ControlMetrics& c = sb_.control();
     c.next_chunk.store(0, std::memory_order_relaxed);
-    start_loop();
-    return Status::ok();
+    return start_loop();
   }
 
   ChannelStats stats() const { return stats_from(sb_); }
 
   // ---- control loop ----
 
-  void start_loop() {
+  // Starts the control loop on its host: a thread of its own, or a task of a para reactor.
+  Status start_loop() {
     stop_.store(false, std::memory_order_relaxed);
-    sb_.control().state.store(static_cast<uint32_t>(detail::LoopState::kStarting),
-                              std::memory_order_release);
-    loop_ = std::thread([this] { control_main(); });
+    detail::ControlMetrics& m = sb_.control();
+    m.state.store(static_cast<uint32_t>(detail::LoopState::kStarting), std::memory_order_release);
+    m.host.store(opt_.runtime != nullptr ? 1u : 0u, std::memory_order_relaxed);
+    m.host_core.store(opt_.control_core, std::memory_order_relaxed);
+    if (opt_.runtime == nullptr) {
+      if (opt_.control_core >= CPU_SETSIZE)
+        return invalid_argument("zicio.control_core " + std::to_string(opt_.control_core) +
+                                " is not a core of this machine");
+      loop_ = std::thread([this] { thread_loop(); });
+      if (opt_.control_core >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(static_cast<size_t>(opt_.control_core), &set);
+        const int rc = pthread_setaffinity_np(loop_.native_handle(), sizeof set, &set);
+        if (rc != 0) {
+          stop_loop();
+          return invalid_argument("zicio.control_core " + std::to_string(opt_.control_core) +
+                                  " is not among this process's cores (" + std::strerror(rc) +
+                                  "; see `nproc`, taskset)");
+        }
+      }
+      return Status::ok();
+    }
+    para::Runtime& rt = *opt_.runtime;
+    if (!rt.index_of(opt_.control_core).is_ok())
+      return invalid_argument("zicio channel '" + opt_.name +
+                              "': the para runtime has no reactor on core " +
+                              std::to_string(opt_.control_core) + " to host its control loop");
+    {
+      std::lock_guard<std::mutex> lock(host_mu_);
+      hosted_running_ = true;
+    }
+    para::Reactor* here = para::this_reactor();
+    if (here != nullptr && &here->runtime() == &rt && here->core() == opt_.control_core) {
+      here->spawn(reactor_loop());
+      return Status::ok();
+    }
+    if (here != nullptr) {
+      std::lock_guard<std::mutex> lock(host_mu_);
+      hosted_running_ = false;
+      return failed_precondition(
+          "zicio channel '" + opt_.name +
+          "': open it off the para reactors or on the reactor that hosts its control loop (core " +
+          std::to_string(opt_.control_core) + ")");
+    }
+    Status s =
+        rt.run_on(opt_.control_core, [this] { para::local_reactor().spawn(reactor_loop()); });
+    if (!s.is_ok()) {
+      std::lock_guard<std::mutex> lock(host_mu_);
+      hosted_running_ = false;
+      return s;
+    }
+    return Status::ok();
   }
 
   void stop_loop() {
-    if (!loop_.joinable())
+    const bool thread = loop_.joinable();
+    bool hosted = false;
+    {
+      std::lock_guard<std::mutex> lock(host_mu_);
+      hosted = hosted_running_;
+    }
+    if (!thread && !hosted)
       return;
     stop_.store(true, std::memory_order_seq_cst);
     const uint64_t one = 1;
     [[maybe_unused]] ssize_t w = ::write(kick_fd_, &one, sizeof one);
-    loop_.join();
+    if (thread) {
+      loop_.join();
+      return;
+    }
+    std::unique_lock<std::mutex> lock(host_mu_);
+    host_cv_.wait(lock, [this] { return !hosted_running_; });
   }
 
   void kick_control() {
@@ -731,7 +823,16 @@ class Channel::Impl {
     }
   }
 
-  void control_main();
+  // The control loop, as passes over the ring, the switchboard and the plan; its hosts only sleep
+  // between passes (see loop_begin's comment).
+  enum class LoopNext { kSleep, kAgain, kExit };
+  void loop_begin();
+  LoopNext loop_pass(int64_t* timeout_ns);
+  void loop_woke();
+  void loop_end();
+  void thread_loop();
+  para::Task<void> reactor_loop();
+  void arm_timer(int64_t timeout_ns);
 
   oq::OQueue<ChunkEvent>& page_q() { return page_q_; }
   oq::OQueue<ChunkEvent>& io_q() { return io_q_; }
@@ -936,7 +1037,9 @@ class Channel::Impl {
     kick_fd_ = eventfd(0, EFD_CLOEXEC);
     if (kick_fd_ < 0)
       return errno_status(errno, "eventfd for the zicio control loop");
-    const unsigned depth = opt_.bypass ? 1024u : std::max(8u, opt_.max_inflight * 2 + 2);
+    // A read per ring buffer (small range pieces fill the byte budget with more reads), the
+    // wake-up read and a timer.
+    const unsigned depth = opt_.bypass ? 1024u : std::max(8u, n_ + 4);
     const int rc = io_uring_queue_init(depth, &ring_, 0);
     if (rc < 0)
       return errno_status(-rc, "io_uring_queue_init for a zicio channel");
@@ -1041,6 +1144,7 @@ class Channel::Impl {
   uint32_t cur_slot_ = 0;
   uint64_t cur_page_ = 0;
   detail::Pacer consumption_{detail::PacerConfig{}};
+  int64_t spin_next_ns_ = 0;  // how long get_page_wait spins next (opt_.spin or 0)
 
   // Control side (the loop's thread, plus open/close while it is not running).
   io_uring ring_{};
@@ -1051,8 +1155,19 @@ class Channel::Impl {
   std::atomic<bool> stop_{false};
   std::vector<Inflight> inflight_;
   unsigned inflight_count_ = 0;
+  uint64_t inflight_bytes_ = 0;
+  unsigned unwoken_ = 0;  // chunks published since the worker was last woken
+  uint64_t next_ = 0;     // the next chunk of the plan to read
+  bool finished_ = false;
   bool kick_armed_ = false;
-  bool paced_wait_ = false;  // the next chunk waited for its release time
+  bool timer_armed_ = false;  // reactor host: a timeout entry is pending in the ring
+  int64_t timer_due_ = INT64_MAX;
+  __kernel_timespec timer_ts_{};
+  uint64_t hosted_cpu_ns_ = 0;  // reactor host: CPU time of the passes
+  std::mutex host_mu_;
+  std::condition_variable host_cv_;
+  bool hosted_running_ = false;  // a reactor task runs the loop
+  bool paced_wait_ = false;      // the next chunk waited for its release time
   detail::Pacer pacer_{detail::PacerConfig{}};
   oq::OQueue<ChunkEvent>::Producer io_producer_;
   mutable std::mutex error_mu_;
@@ -1200,15 +1315,25 @@ bool Channel::Impl::complete_read(io_uring_cqe* cqe, int64_t now) {
   done_inflight();
   (void)io_producer_.try_put(
       {.time_ns = now, .chunk = k, .bytes = got, .slot = slot, .kind = ChunkEvent::kComplete});
-  notify_worker();
+  // While more reads are in flight (reward requests: the worker is faster than the device), a
+  // sleeping worker is woken for every second chunk, not each: it processes both at once, and
+  // the device-bound scan costs half the cross-core wake-ups. The last read in flight always
+  // wakes it, so a paced scan (one read in flight) and the end of a stream never wait.
+  ++unwoken_;
+  if (unwoken_ >= 2 || inflight_count_ <= 1) {
+    unwoken_ = 0;
+    notify_worker();
+  }
   return true;
 }
 
-void Channel::Impl::control_main() {
-  detail::ControlMetrics& m = sb_.control();
-  detail::SyncWords& sync = sb_.sync();
-  const detail::WorkerMetrics& w = sb_.worker();
-  const auto rlx = std::memory_order_relaxed;
+// The control loop is a sequence of passes: each reaps completions (publishing buffers), recycles
+// buffers the worker returned and submits the reads whose release time has come, then says how
+// long its host may sleep. Its host is a thread of its own (thread_loop: it sleeps in
+// io_uring_wait_cqe_timeout) or a para reactor (reactor_loop: the reactor polls the channel's
+// ring and a timeout entry in that ring bounds the sleep). Either way the loop sleeps only
+// between passes, so it never spins a core for nothing.
+void Channel::Impl::loop_begin() {
   io_producer_ = io_q_.attach_producer(oq::WaitPolicy::kSpin);
   pacer_ = detail::Pacer({.ema_shift = opt_.ema_shift,
                           .max_inflight = opt_.max_inflight,
@@ -1216,129 +1341,186 @@ void Channel::Impl::control_main() {
                           .read_deviations = opt_.read_deviations});
   inflight_.assign(n_, Inflight{});
   inflight_count_ = 0;
+  inflight_bytes_ = 0;
+  unwoken_ = 0;
   paced_wait_ = false;
-  uint64_t next = 0;
-  bool finished = false;
-  const int64_t idle_poll_ns = std::chrono::nanoseconds(opt_.idle_poll).count();
+  next_ = 0;
+  finished_ = false;
   arm_kick();
-  m.state.store(static_cast<uint32_t>(detail::LoopState::kRunning), std::memory_order_release);
-  for (;;) {
-    int64_t now = clock_.now_ns();
-    // 1. Completions: reads (publish their buffers) and the wake-up eventfd.
-    {
-      io_uring_cqe* cqe = nullptr;
-      unsigned head = 0;
-      unsigned seen = 0;
-      io_uring_for_each_cqe(&ring_, head, cqe) {
-        ++seen;
-        if (io_uring_cqe_get_data64(cqe) == kKickTag) {
-          kick_armed_ = false;
-          continue;
-        }
-        if (complete_read(cqe, now))
-          --inflight_count_;
+  sb_.control().state.store(static_cast<uint32_t>(detail::LoopState::kRunning),
+                            std::memory_order_release);
+}
+
+Channel::Impl::LoopNext Channel::Impl::loop_pass(int64_t* timeout_ns) {
+  detail::ControlMetrics& m = sb_.control();
+  detail::SyncWords& sync = sb_.sync();
+  const detail::WorkerMetrics& w = sb_.worker();
+  const auto rlx = std::memory_order_relaxed;
+  const int64_t idle_poll_ns = std::chrono::nanoseconds(opt_.idle_poll).count();
+  const int64_t now = clock_.now_ns();
+  // 1. Completions: reads (publish their buffers), the wake-up eventfd, the timer.
+  {
+    io_uring_cqe* cqe = nullptr;
+    unsigned head = 0;
+    unsigned seen = 0;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++seen;
+      const uint64_t tag = io_uring_cqe_get_data64(cqe);
+      if (tag == kKickTag) {
+        kick_armed_ = false;
+        continue;
       }
-      io_uring_cq_advance(&ring_, seen);
+      if (tag == kTimerTag) {
+        timer_armed_ = false;
+        timer_due_ = INT64_MAX;
+        continue;
+      }
+      if (tag == kTimerUpdateTag)
+        continue;
+      const auto slot = static_cast<uint32_t>(tag & 0xffffffffu);
+      if (complete_read(cqe, now)) {
+        --inflight_count_;
+        inflight_bytes_ -= plan_[inflight_[slot].chunk].read_len;
+      }
     }
-    // Finished as soon as the last chunk is published, before looking at a stop request: a
-    // worker that read everything and closed at once sees "finished", not "stopped".
-    if (!finished && next == plan_.size() && inflight_count_ == 0 &&
-        m.state.load(std::memory_order_relaxed) !=
-            static_cast<uint32_t>(detail::LoopState::kFailed)) {
-      finished = true;
-      m.state.store(static_cast<uint32_t>(detail::LoopState::kFinished), std::memory_order_release);
-      notify_worker();
-    }
-    const bool stopping = stop_.load(std::memory_order_seq_cst);
-    if (stopping && inflight_count_ == 0)
+    io_uring_cq_advance(&ring_, seen);
+  }
+  // Finished as soon as the last chunk is published, before looking at a stop request: a
+  // worker that read everything and closed at once sees "finished", not "stopped".
+  if (!finished_ && next_ == plan_.size() && inflight_count_ == 0 &&
+      m.state.load(rlx) != static_cast<uint32_t>(detail::LoopState::kFailed)) {
+    finished_ = true;
+    m.state.store(static_cast<uint32_t>(detail::LoopState::kFinished), std::memory_order_release);
+    notify_worker();
+  }
+  const bool stopping = stop_.load(std::memory_order_seq_cst);
+  if (stopping && inflight_count_ == 0)
+    return LoopNext::kExit;
+  if (!stopping)
+    arm_kick();
+  const bool failed = m.state.load(rlx) == static_cast<uint32_t>(detail::LoopState::kFailed);
+  // 2. Recycle buffers the worker is done with.
+  for (uint32_t i = 0; i < n_; ++i)
+    if (!inflight_[i].busy)
+      (void)sb_.recycle(i);
+  // 3. Issue the reads whose release time has come, up to R reads' worth of bytes in flight
+  // (R 2 MiB reads, or more smaller ones: a 64 KiB range piece should not take a 2 MiB read's
+  // share of the device's queue).
+  const double ucost = detail::bits_to_double(w.consume_cost_bits.load(rlx));
+  if (ucost > 0)
+    pacer_.set_consumption_cost(ucost);
+  const unsigned allowed = pacer_.allowed_inflight();
+  m.allowed_inflight.store(allowed, rlx);
+  const uint64_t allowed_bytes = uint64_t{allowed} * kChunkSize;
+  int64_t wake_at = INT64_MAX;
+  bool ring_full = false;
+  while (!stopping && !failed && next_ < plan_.size() &&
+         (inflight_count_ == 0 || inflight_bytes_ + plan_[next_].read_len <= allowed_bytes)) {
+    const auto slot = static_cast<uint32_t>(next_ % n_);
+    if (inflight_[slot].busy || sb_.state(slot) != detail::SlotState::kEmpty) {
+      ring_full = true;
       break;
-    if (!stopping)
-      arm_kick();
-    const bool failed = m.state.load(std::memory_order_relaxed) ==
-                        static_cast<uint32_t>(detail::LoopState::kFailed);
-    // 2. Recycle buffers the worker is done with.
-    for (uint32_t i = 0; i < n_; ++i)
-      if (!inflight_[i].busy)
-        (void)sb_.recycle(i);
-    // 3. Issue the reads whose release time has come, up to R in flight.
-    const double ucost = detail::bits_to_double(w.consume_cost_bits.load(rlx));
-    if (ucost > 0)
-      pacer_.set_consumption_cost(ucost);
-    const unsigned allowed = pacer_.allowed_inflight();
-    m.allowed_inflight.store(allowed, rlx);
-    int64_t wake_at = INT64_MAX;
-    bool ring_full = false;
-    while (!stopping && !failed && next < plan_.size() && inflight_count_ < allowed) {
-      const auto slot = static_cast<uint32_t>(next % n_);
-      if (inflight_[slot].busy || sb_.state(slot) != detail::SlotState::kEmpty) {
-        ring_full = true;
-        break;
-      }
-      const uint64_t cur1 = w.current_chunk.load(rlx);
-      if (cur1 > 0 && pacer_.has_consumption()) {
-        const PlanChunk& cur = plan_[std::min<uint64_t>(cur1 - 1, plan_.size() - 1)];
-        const uint64_t ahead =
-            plan_[next].before > cur.before ? plan_[next].before - cur.before : 0;
-        const int64_t release =
-            pacer_.release_time_ns(w.current_start_ns.load(rlx), ahead, plan_[next].read_len);
-        if (release > now) {
-          if (!paced_wait_)
-            m.last_delay_ns.store(release - now, rlx);
-          paced_wait_ = true;
-          wake_at = release;
-          break;
-        }
-      }
-      if (!submit_read(next, now))
-        break;
-      ++inflight_count_;
-      bump(m.submitted);
-      if (m.first_submit_ns.load(rlx) == 0)
-        m.first_submit_ns.store(now, rlx);
-      if (allowed > 1 && pacer_.has_consumption() && pacer_.has_read())
-        bump(m.reward_submits);
-      if (paced_wait_) {
-        bump(m.paced_submits);
-        paced_wait_ = false;
-      }
-      (void)io_producer_.try_put({.time_ns = now,
-                                  .chunk = next,
-                                  .bytes = plan_[next].read_len,
-                                  .slot = slot,
-                                  .kind = ChunkEvent::kSubmit});
-      ++next;
-      m.next_chunk.store(next, rlx);
     }
-    io_uring_submit(&ring_);
-    m.inflight.store(inflight_count_, std::memory_order_release);
-    if (inflight_count_ > m.max_inflight_seen.load(rlx))
-      m.max_inflight_seen.store(inflight_count_, rlx);
-    timespec cpu{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
-    m.cpu_ns.store(
-        static_cast<uint64_t>(cpu.tv_sec) * 1000000000u + static_cast<uint64_t>(cpu.tv_nsec), rlx);
-    // 4. Sleep until a completion, a release time, a wake-up from the worker or close. While
-    // the ring is full ahead of the worker, look again after about a quarter of a chunk's
-    // consumption time (the worker does not announce its puts: that would put a system call on
-    // its path).
+    const uint64_t cur1 = w.current_chunk.load(rlx);
+    if (cur1 > 0 && pacer_.has_consumption()) {
+      const PlanChunk& cur = plan_[std::min<uint64_t>(cur1 - 1, plan_.size() - 1)];
+      const uint64_t ahead =
+          plan_[next_].before > cur.before ? plan_[next_].before - cur.before : 0;
+      const int64_t release =
+          pacer_.release_time_ns(w.current_start_ns.load(rlx), ahead, plan_[next_].read_len);
+      if (release > now) {
+        if (!paced_wait_)
+          m.last_delay_ns.store(release - now, rlx);
+        paced_wait_ = true;
+        wake_at = release;
+        break;
+      }
+    }
+    if (!submit_read(next_, now))
+      break;
+    ++inflight_count_;
+    inflight_bytes_ += plan_[next_].read_len;
+    bump(m.submitted);
+    if (m.first_submit_ns.load(rlx) == 0)
+      m.first_submit_ns.store(now, rlx);
+    if (allowed > 1 && pacer_.has_consumption() && pacer_.has_read())
+      bump(m.reward_submits);
+    if (paced_wait_) {
+      bump(m.paced_submits);
+      paced_wait_ = false;
+    }
+    (void)io_producer_.try_put({.time_ns = now,
+                                .chunk = next_,
+                                .bytes = plan_[next_].read_len,
+                                .slot = slot,
+                                .kind = ChunkEvent::kSubmit});
+    ++next_;
+    m.next_chunk.store(next_, rlx);
+  }
+  io_uring_submit(&ring_);
+  m.inflight.store(inflight_count_, std::memory_order_release);
+  if (inflight_count_ > m.max_inflight_seen.load(rlx))
+    m.max_inflight_seen.store(inflight_count_, rlx);
+  // 4. How long to sleep: until a completion, a release time, a wake-up from the worker or
+  // close. While the ring is full ahead of the worker, look again after about a quarter of a
+  // chunk's consumption time (the worker does not announce its puts: that would put a system
+  // call on its path).
+  *timeout_ns = -1;
+  if (!stopping) {
+    if (wake_at != INT64_MAX) {
+      *timeout_ns = std::max<int64_t>(wake_at - now, 1000);
+    } else if (ring_full) {
+      const double chunk_ns = ucost * static_cast<double>(kChunkSize) / 4;
+      *timeout_ns = ucost > 0
+                        ? std::clamp<int64_t>(static_cast<int64_t>(chunk_ns), 50000, idle_poll_ns)
+                        : idle_poll_ns;
+    }
+  }
+  sync.ctrl_sleeping.store(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (ring_full && sb_.state(static_cast<uint32_t>(next_ % n_)) == detail::SlotState::kDone &&
+      !inflight_[next_ % n_].busy) {
+    sync.ctrl_sleeping.store(0, std::memory_order_relaxed);
+    return LoopNext::kAgain;
+  }
+  return LoopNext::kSleep;
+}
+
+void Channel::Impl::loop_woke() {
+  detail::SyncWords& sync = sb_.sync();
+  sync.ctrl_sleeping.store(0, std::memory_order_relaxed);
+  sync.kick_pending.store(0, std::memory_order_release);
+  bump(sb_.control().wakeups);
+}
+
+void Channel::Impl::loop_end() {
+  detail::ControlMetrics& m = sb_.control();
+  const uint32_t st = m.state.load(std::memory_order_relaxed);
+  if (st != static_cast<uint32_t>(detail::LoopState::kFinished) &&
+      st != static_cast<uint32_t>(detail::LoopState::kFailed))
+    m.state.store(static_cast<uint32_t>(detail::LoopState::kStopped), std::memory_order_release);
+  io_producer_.detach();
+}
+
+namespace {
+uint64_t thread_cpu_ns() {
+  timespec cpu{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+  return static_cast<uint64_t>(cpu.tv_sec) * 1000000000u + static_cast<uint64_t>(cpu.tv_nsec);
+}
+}  // namespace
+
+void Channel::Impl::thread_loop() {
+  detail::ControlMetrics& m = sb_.control();
+  loop_begin();
+  for (;;) {
     int64_t timeout_ns = -1;
-    if (!stopping) {
-      if (wake_at != INT64_MAX) {
-        timeout_ns = std::max<int64_t>(wake_at - now, 1000);
-      } else if (ring_full) {
-        const double chunk_ns = ucost * static_cast<double>(kChunkSize) / 4;
-        timeout_ns = ucost > 0
-                         ? std::clamp<int64_t>(static_cast<int64_t>(chunk_ns), 50000, idle_poll_ns)
-                         : idle_poll_ns;
-      }
-    }
-    sync.ctrl_sleeping.store(1, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (ring_full && sb_.state(static_cast<uint32_t>(next % n_)) == detail::SlotState::kDone &&
-        !inflight_[next % n_].busy) {
-      sync.ctrl_sleeping.store(0, std::memory_order_relaxed);
+    const LoopNext next = loop_pass(&timeout_ns);
+    m.cpu_ns.store(thread_cpu_ns(), std::memory_order_relaxed);
+    if (next == LoopNext::kExit)
+      break;
+    if (next == LoopNext::kAgain)
       continue;
-    }
     io_uring_cqe* cqe = nullptr;
     if (timeout_ns < 0) {
       (void)io_uring_wait_cqe(&ring_, &cqe);
@@ -1346,15 +1528,83 @@ void Channel::Impl::control_main() {
       __kernel_timespec ts{.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
       (void)io_uring_wait_cqe_timeout(&ring_, &cqe, &ts);
     }
-    sync.ctrl_sleeping.store(0, std::memory_order_relaxed);
-    sync.kick_pending.store(0, std::memory_order_release);
-    bump(m.wakeups);
+    loop_woke();
   }
-  const uint32_t st = m.state.load(std::memory_order_relaxed);
-  if (st != static_cast<uint32_t>(detail::LoopState::kFinished) &&
-      st != static_cast<uint32_t>(detail::LoopState::kFailed))
-    m.state.store(static_cast<uint32_t>(detail::LoopState::kStopped), std::memory_order_release);
-  io_producer_.detach();
+  loop_end();
+}
+
+// The reactor polls the channel's ring (readable when it holds a completion); a timeout entry in
+// that ring turns a release time into a completion. At most one timer is pending: an earlier
+// release time moves it, a later one waits for it to fire.
+void Channel::Impl::arm_timer(int64_t timeout_ns) {
+  const int64_t due = clock_.now_ns() + timeout_ns;
+  if (timer_armed_ && timer_due_ <= due)
+    return;
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    io_uring_submit(&ring_);
+    sqe = io_uring_get_sqe(&ring_);
+    SLUICE_ASSERT(sqe != nullptr, "zicio control ring has no free entry for its timer");
+  }
+  timer_ts_ = {.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
+  if (timer_armed_) {
+    io_uring_prep_timeout_update(sqe, &timer_ts_, kTimerTag, 0);
+    io_uring_sqe_set_data64(sqe, kTimerUpdateTag);
+  } else {
+    io_uring_prep_timeout(sqe, &timer_ts_, 0, 0);
+    io_uring_sqe_set_data64(sqe, kTimerTag);
+    timer_armed_ = true;
+  }
+  timer_due_ = due;
+  io_uring_submit(&ring_);
+}
+
+para::Task<void> Channel::Impl::reactor_loop() {
+  detail::ControlMetrics& m = sb_.control();
+  const int ring_fd = ring_.ring_fd;
+  uint64_t cpu0 = thread_cpu_ns();
+  loop_begin();
+  for (;;) {
+    int64_t timeout_ns = -1;
+    const LoopNext next = loop_pass(&timeout_ns);
+    if (next == LoopNext::kExit)
+      break;
+    if (next == LoopNext::kAgain)
+      continue;
+    if (timeout_ns >= 0)
+      arm_timer(timeout_ns);
+    const uint64_t cpu1 = thread_cpu_ns();
+    hosted_cpu_ns_ += cpu1 - cpu0;
+    m.cpu_ns.store(hosted_cpu_ns_, std::memory_order_relaxed);
+    const int32_t res = co_await para::io(
+        [ring_fd](io_uring_sqe* sqe) { io_uring_prep_poll_add(sqe, ring_fd, POLLIN); });
+    cpu0 = thread_cpu_ns();
+    loop_woke();
+    if (res == -ECANCELED || (res < 0 && res != -EINTR)) {
+      // The runtime is stopping under the channel: fail it, wait here for the reads in flight
+      // (their buffers must not be reused while the device writes them), and end.
+      if (!finished_)
+        fail(cancelled("the para runtime hosting zicio channel '" + opt_.name +
+                       "' stopped; the channel cannot read further"));
+      stop_.store(true, std::memory_order_seq_cst);
+      for (;;) {
+        int64_t ignored = -1;
+        if (loop_pass(&ignored) == LoopNext::kExit)
+          break;
+        io_uring_cqe* cqe = nullptr;
+        __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 10000000};
+        (void)io_uring_wait_cqe_timeout(&ring_, &cqe, &ts);
+      }
+      break;
+    }
+  }
+  hosted_cpu_ns_ += thread_cpu_ns() - cpu0;
+  m.cpu_ns.store(hosted_cpu_ns_, std::memory_order_relaxed);
+  loop_end();
+  // Notified under the lock: close() may destroy the channel as soon as it sees the flag.
+  std::lock_guard<std::mutex> lock(host_mu_);
+  hosted_running_ = false;
+  host_cv_.notify_all();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -139,6 +139,8 @@ struct alignas(64) ControlMetrics {
   std::atomic<uint32_t> direct{0};      // bit 0: O_DIRECT reads; bit 1: file system bypassed
   std::atomic<uint32_t> registered{0};  // bit 0: buffers, bit 1: files
   std::atomic<uint32_t> backing{0};     // 0 small pages, 1 transparent huge pages, 2 hugetlb
+  std::atomic<uint32_t> host{0};        // 0 a thread of its own, 1 a para reactor
+  std::atomic<int32_t> host_core{-1};   // the core the loop is pinned to (-1: not pinned)
 };
 
 struct alignas(64) Slot {

@@ -57,6 +57,10 @@
 #include "sluice/common/status.h"
 #include "sluice/oqueue/oqueue.h"
 
+namespace sluice::para {
+class Runtime;
+}
+
 namespace sluice::zicio {
 
 inline constexpr size_t kChunkSize = size_t{2} << 20;  // 2 MiB
@@ -79,12 +83,22 @@ struct ChannelOptions {
   bool direct = true;            // O_DIRECT (zicio.direct); tmpfs without it falls back
   bool require_direct = false;   // fail instead of falling back to buffered reads
   bool register_buffers = true;  // io_uring registered buffers and files (zicio.register)
-  unsigned max_inflight = 4;     // cap on reads in flight, reward requests included
-  unsigned ema_shift = 4;        // α = 1/2^ema_shift for S_u and S_d (zicio.ema_shift)
-  double read_slack = 0.5;       // release reads this fraction of a read time earlier
-  double read_deviations = 16;   // read time = mean + this × mean absolute deviation of reads
+  // Cap on reads in flight, reward requests included, counted in 2 MiB reads: smaller reads
+  // (pieces of byte ranges) fill the same byte budget, up to one per ring buffer.
+  unsigned max_inflight = 4;
+  unsigned ema_shift = 4;       // α = 1/2^ema_shift for S_u and S_d (zicio.ema_shift)
+  double read_slack = 0.5;      // release reads this fraction of a read time earlier
+  double read_deviations = 16;  // read time = mean + this × mean absolute deviation of reads
   std::chrono::microseconds spin{20};       // get_page_wait spins this long before sleeping
   std::chrono::milliseconds idle_poll{50};  // the loop's longest sleep when waiting on the worker
+  // Where the control loop runs. With `runtime`, it is a task of the para reactor serving
+  // `control_core` (the paper's KzicIO on a partition of its own): the reactor polls the
+  // channel's io_uring and runs one pass of the loop per completion, timer or wake-up, next to
+  // its other tasks. REQUIRES: the runtime outlives the channel; a runtime stopped under an open
+  // channel fails it (cancelled). Without `runtime`, the loop has a thread of its own, pinned to
+  // `control_core` when that is ≥ 0 (zicio.control_core).
+  para::Runtime* runtime = nullptr;
+  int control_core = -1;
   // File-system bypass (zicio.bypass): map each file's extents once with FIEMAP and read the
   // block device at those offsets (O_DIRECT). Root only; holes and preallocated extents read as
   // zeros; a chunk spread over too many extents is read through the file. Assumes, as zicio
@@ -100,7 +114,7 @@ struct ChannelOptions {
 
   // From the knobs zicio.ring_buffers, zicio.page_kib, zicio.huge_pages, zicio.direct,
   // zicio.bypass, zicio.register, zicio.max_inflight, zicio.ema_shift, zicio.read_slack,
-  // zicio.read_deviations, zicio.spin_us, zicio.idle_poll_ms.
+  // zicio.read_deviations, zicio.spin_us, zicio.idle_poll_ms, zicio.control_core.
   static ChannelOptions from_knobs();
 };
 
@@ -145,18 +159,19 @@ struct ChannelStats {
   double sd_bytes_per_s = 0;    // device throughput per request (EMA); 0 until measured
   uint64_t requests = 0;        // reads submitted
   uint64_t completions = 0;
-  uint64_t bytes_read = 0;  // bytes the device transferred (aligned reads)
-  uint64_t max_inflight_seen = 0;
-  uint64_t reward_requests = 0;  // reads submitted while more than one stream was needed
-  uint64_t paced_requests = 0;   // reads held back until their release time
-  double request_rate = 0;       // reads per second between the first submit and last completion
-  uint64_t control_cpu_ns = 0;   // CPU time of the control loop's thread
+  uint64_t bytes_read = 0;         // bytes the device transferred (aligned reads)
+  uint64_t max_inflight_seen = 0;  // reads in flight at once, at most
+  uint64_t reward_requests = 0;    // reads submitted while more than one stream was needed
+  uint64_t paced_requests = 0;     // reads held back until their release time
+  double request_rate = 0;         // reads per second between the first submit and last completion
+  uint64_t control_cpu_ns = 0;     // CPU time of the control loop's thread
   uint64_t control_wakeups = 0;
   bool direct = false;  // reads bypass the page cache
   bool bypass = false;  // reads go to the block device at the files' extents
   bool registered_buffers = false;
   bool registered_files = false;
   std::string buffer_backing;  // "hugetlb", "thp" or "small pages"
+  std::string control_host;    // "thread", "thread on core N" or "para reactor on core N"
   std::string state;           // "running", "finished", "failed", "stopped"
 };
 

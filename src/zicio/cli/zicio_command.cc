@@ -4,6 +4,7 @@
 // `sluice zicio stats PID`: reads the switchboards of the channels open in a running process
 // (through /proc/PID/fd; the same user, or root).
 #include <dirent.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,6 +21,7 @@
 
 #include "sluice/cli/command.h"
 #include "sluice/common/clock.h"
+#include "sluice/para/runtime.h"
 #include "sluice/zicio/channel.h"
 
 namespace sluice::zicio::cli {
@@ -33,6 +35,7 @@ struct ScanOptions {
   size_t ring = 0;
   bool any_order = false;
   bool quiet = false;
+  std::string host = "para";
 };
 
 Result<uint64_t> parse_size(const std::string& text, const char* what) {
@@ -95,9 +98,10 @@ void print_stats(const ChannelStats& s, std::FILE* out) {
                s.requests, s.paced_requests, s.reward_requests, s.request_rate,
                s.sd_bytes_per_s / (1 << 20), s.max_inflight_seen, s.control_wakeups,
                static_cast<double>(s.control_cpu_ns) / 1e6);
-  std::fprintf(out, "  I/O: %s, %s buffers%s%s\n", s.direct ? "O_DIRECT" : "buffered (page cache)",
-               s.buffer_backing.c_str(), s.registered_buffers ? ", registered buffers" : "",
-               s.registered_files ? ", registered files" : "");
+  std::fprintf(out, "  I/O: %s, %s buffers%s%s; control loop: %s\n",
+               s.direct ? "O_DIRECT" : "buffered (page cache)", s.buffer_backing.c_str(),
+               s.registered_buffers ? ", registered buffers" : "",
+               s.registered_files ? ", registered files" : "", s.control_host.c_str());
 }
 
 Status run_scan(const ScanOptions& so) {
@@ -116,6 +120,31 @@ Status run_scan(const ScanOptions& so) {
     SLUICE_ASSIGN_OR_RETURN(rate, parse_size(so.rate, "rate"));
     if (rate == 0)
       return invalid_argument("--rate must be positive (bytes per second)");
+  }
+  // --host para: the control loop runs as a task of a para reactor on zicio.control_core
+  // (default: the last core this process may use); --host thread: on a thread of its own, as in a
+  // process that embeds a channel without sluice's runtime.
+  std::unique_ptr<para::Runtime> runtime;
+  if (so.host != "para" && so.host != "thread")
+    return invalid_argument("--host must be para or thread, not '" + so.host + "'");
+  if (so.host == "para") {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+      return errno_status(errno, "sched_getaffinity");
+    if (o.control_core < 0) {
+      for (int c = 0; c < CPU_SETSIZE; ++c)
+        if (CPU_ISSET(static_cast<size_t>(c), &set))
+          o.control_core = c;
+    } else if (o.control_core >= CPU_SETSIZE ||
+               !CPU_ISSET(static_cast<size_t>(o.control_core), &set)) {
+      return invalid_argument("zicio.control_core " + std::to_string(o.control_core) +
+                              " is not among this process's cores (see `nproc`, taskset)");
+    }
+    SLUICE_ASSIGN_OR_RETURN(para::RuntimeOptions ro, para::RuntimeOptions::from_knobs());
+    ro.cores = {o.control_core};
+    SLUICE_ASSIGN_OR_RETURN(runtime, para::Runtime::start(ro));
+    o.runtime = runtime.get();
   }
   SLUICE_ASSIGN_OR_RETURN(Channel ch, Channel::open(so.files, ranges, o));
   for (const std::string& n : ch.notes())
@@ -223,6 +252,10 @@ SLUICE_REGISTER_COMMAND(
                                "2 MiB buffers (default: knob zicio.ring_buffers)");
               scan->add_flag("--any-order", so->any_order, "full scan in completion order");
               scan->add_flag("--quiet", so->quiet, "only the three summary lines");
+              scan->add_option("--host", so->host,
+                               "where the control loop runs: para (a reactor on core "
+                               "zicio.control_core, default the last core) or thread")
+                  ->capture_default_str();
               sluice::cli::bind_action(*scan, [so] { return run_scan(*so); });
 
               auto pid = std::make_shared<int>(0);

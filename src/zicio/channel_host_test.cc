@@ -1,0 +1,214 @@
+// Where the control loop runs (a thread of its own, pinned or not, or a task of a para reactor)
+// and how many reads it keeps in flight.
+#include <sched.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sluice/para/runtime.h"
+#include "sluice/zicio/channel.h"
+#include "zicio/channel_test_support.h"
+
+namespace sluice::zicio {
+namespace {
+
+using namespace test_support;  // NOLINT(google-build-using-namespace): shared fixtures
+
+int first_allowed_core() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0)
+    return 0;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(static_cast<size_t>(c), &set))
+      return c;
+  return 0;
+}
+
+std::unique_ptr<para::Runtime> start_runtime(int core) {
+  para::RuntimeOptions o;
+  o.cores = {core};
+  o.arena_size = size_t{16} << 20;
+  o.offload_threads = 1;
+  Result<std::unique_ptr<para::Runtime>> rt = para::Runtime::start(o);
+  EXPECT_TRUE(rt.is_ok()) << rt.status().to_string();
+  return rt.is_ok() ? std::move(*rt) : nullptr;
+}
+
+TEST(ChannelHostTest, ReactorHostedLoopHandsOutExactlyTheBytes) {
+  const int core = first_allowed_core();
+  std::unique_ptr<para::Runtime> rt = start_runtime(core);
+  ASSERT_NE(rt, nullptr);
+  TempFiles tf(disk_dir());
+  const std::string a = tf.make(0, 7 * kMiB + 5);
+  const std::string b = tf.make(1, 3 * kMiB);
+  ChannelOptions o = small_options();
+  o.runtime = rt.get();
+  o.control_core = core;
+  auto ch = Channel::open({a, b}, {}, o);
+  ASSERT_TRUE(ch.is_ok()) << ch.status().to_string();
+  uint64_t bytes = 0;
+  const std::vector<uint64_t> offs = drain(*ch, &bytes);
+  EXPECT_EQ(bytes, 10 * kMiB + 5);
+  for (size_t i = 1; i < offs.size(); ++i)
+    EXPECT_LT(offs[i - 1], offs[i]);
+  const ChannelStats s = ch->stats();
+  EXPECT_EQ(s.control_host, "para reactor on core " + std::to_string(core));
+  EXPECT_EQ(s.state, "finished");
+  EXPECT_EQ(s.completions, s.total_chunks);
+  EXPECT_GT(s.control_wakeups, 0u);
+  EXPECT_TRUE(ch->close().is_ok());
+  rt->stop();
+}
+
+TEST(ChannelHostTest, ReactorHostedLoopReleasesReadsOnItsTimer) {
+  // A worker slower than the device: reads wait for their release times, which only the timer
+  // entry in the channel's ring can bring (no completion is due then).
+  const int core = first_allowed_core();
+  std::unique_ptr<para::Runtime> rt = start_runtime(core);
+  ASSERT_NE(rt, nullptr);
+  TempFiles tf(disk_dir());
+  const uint64_t size = 20 * kMiB;
+  const std::string a = tf.make(0, size);
+  ChannelOptions o = small_options();
+  o.runtime = rt.get();
+  o.control_core = core;
+  o.read_deviations = 0;  // release against the mean read time: the test wants late releases
+  o.read_slack = 0;
+  auto ch = Channel::open({a}, {}, o);
+  ASSERT_TRUE(ch.is_ok()) << ch.status().to_string();
+  uint64_t bytes = 0;
+  for (;;) {
+    Result<Page> p = ch->get_page_wait(std::chrono::seconds(20));
+    if (!p.is_ok()) {
+      EXPECT_EQ(p.status().code(), StatusCode::kOutOfRange) << p.status().to_string();
+      break;
+    }
+    for (size_t i = 0; i < p->size; i += 4099)
+      ASSERT_EQ(static_cast<uint8_t>(p->data[i]), pattern(0, p->file_offset + i));
+    bytes += p->size;
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // ≈ 70 MB/s of "work"
+    ASSERT_TRUE(ch->put_page(*p).is_ok());
+  }
+  EXPECT_EQ(bytes, size);
+  const ChannelStats s = ch->stats();
+  EXPECT_GT(s.paced_requests, 0u);
+  EXPECT_EQ(s.completions, 10u);
+  EXPECT_TRUE(ch->close().is_ok());
+  rt->stop();
+}
+
+TEST(ChannelHostTest, RuntimeStoppedUnderAnOpenChannelFailsItWithoutAHang) {
+  const int core = first_allowed_core();
+  std::unique_ptr<para::Runtime> rt = start_runtime(core);
+  ASSERT_NE(rt, nullptr);
+  TempFiles tf(disk_dir());
+  const std::string a = tf.make(0, 32 * kMiB);
+  ChannelOptions o = small_options();
+  o.runtime = rt.get();
+  o.control_core = core;
+  auto ch = Channel::open({a}, {}, o);
+  ASSERT_TRUE(ch.is_ok()) << ch.status().to_string();
+  Result<Page> first = ch->get_page_wait(std::chrono::seconds(20));
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  ASSERT_TRUE(ch->put_page(*first).is_ok());
+  rt->stop();
+  // Pages already read may still come; then the channel says why it cannot go on.
+  Status end;
+  for (int i = 0; i < 32; ++i) {
+    Result<Page> p = ch->get_page_wait(std::chrono::seconds(20));
+    if (!p.is_ok()) {
+      end = p.status();
+      break;
+    }
+    ASSERT_TRUE(ch->put_page(*p).is_ok());
+  }
+  EXPECT_EQ(end.code(), StatusCode::kCancelled) << end.to_string();
+  EXPECT_NE(end.message().find("para runtime"), std::string::npos) << end.to_string();
+  EXPECT_EQ(ch->stats().state, "failed");
+  EXPECT_TRUE(ch->close().is_ok());
+}
+
+TEST(ChannelHostTest, HostCoreWithoutAReactorIsRefused) {
+  const int core = first_allowed_core();
+  std::unique_ptr<para::Runtime> rt = start_runtime(core);
+  ASSERT_NE(rt, nullptr);
+  TempFiles tf(disk_dir());
+  const std::string a = tf.make(0, kMiB);
+  ChannelOptions o = small_options();
+  o.runtime = rt.get();
+  o.control_core = core + 1000;
+  auto ch = Channel::open({a}, {}, o);
+  ASSERT_FALSE(ch.is_ok());
+  EXPECT_EQ(ch.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(ch.status().message().find("no reactor on core"), std::string::npos)
+      << ch.status().to_string();
+  rt->stop();
+}
+
+TEST(ChannelHostTest, ThreadHostIsPinnedToTheControlCore) {
+  const int core = first_allowed_core();
+  TempFiles tf(disk_dir());
+  const std::string a = tf.make(0, 5 * kMiB);
+  ChannelOptions o = small_options();
+  o.control_core = core;
+  auto ch = Channel::open({a}, {}, o);
+  ASSERT_TRUE(ch.is_ok()) << ch.status().to_string();
+  uint64_t bytes = 0;
+  (void)drain(*ch, &bytes);
+  EXPECT_EQ(bytes, 5 * kMiB);
+  EXPECT_EQ(ch->stats().control_host, "thread on core " + std::to_string(core));
+
+  o.control_core = CPU_SETSIZE + 1;
+  auto bad = Channel::open({a}, {}, o);
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("zicio.control_core"), std::string::npos);
+
+  auto plain = Channel::open({a}, {}, small_options());
+  ASSERT_TRUE(plain.is_ok());
+  EXPECT_EQ(plain->stats().control_host, "thread");
+}
+
+TEST(ChannelHostTest, SmallRangePiecesShareTheByteBudgetOfOneRead) {
+  // max_inflight counts 2 MiB reads: 64 KiB range pieces may have 32 reads in flight in that
+  // budget, here as many as the ring has buffers (16), all submitted in the loop's first pass.
+  TempFiles tf(disk_dir());
+  const std::string a = tf.make(0, 8 * kMiB);
+  std::vector<Range> ranges;
+  for (uint64_t off = 64 << 10; off < 8 * kMiB; off += 128 << 10)
+    ranges.push_back({.offset = off, .length = 64 << 10});
+  ChannelOptions o = small_options();
+  o.ring_buffers = 16;
+  o.max_inflight = 1;
+  auto ch = Channel::open({a}, ranges, o);
+  ASSERT_TRUE(ch.is_ok()) << ch.status().to_string();
+  uint64_t bytes = 0;
+  const std::vector<uint64_t> offs = drain(*ch, &bytes);
+  EXPECT_EQ(bytes, ranges.size() * (64 << 10));
+  ASSERT_EQ(offs.size(), ranges.size());
+  for (size_t i = 0; i < ranges.size(); ++i)
+    EXPECT_EQ(offs[i], ranges[i].offset);
+  EXPECT_EQ(ch->stats().max_inflight_seen, 16u);
+}
+
+TEST(ChannelHostTest, WholeChunkReadsStayWithinMaxInflight) {
+  TempFiles tf(disk_dir());
+  const std::string a = tf.make(0, 24 * kMiB);
+  ChannelOptions o = small_options();
+  o.ring_buffers = 8;
+  o.max_inflight = 2;
+  auto ch = Channel::open({a}, {}, o);
+  ASSERT_TRUE(ch.is_ok()) << ch.status().to_string();
+  uint64_t bytes = 0;
+  (void)drain(*ch, &bytes);
+  EXPECT_EQ(bytes, 24 * kMiB);
+  EXPECT_LE(ch->stats().max_inflight_seen, 2u);
+  EXPECT_GE(ch->stats().max_inflight_seen, 1u);
+}
+
+}  // namespace
+}  // namespace sluice::zicio

@@ -31,7 +31,7 @@
 
 #include "dbos/connection.h"
 #include "dbos/peers.h"
-#include "dbos/testing/pg_server.h"
+#include "sluice/dbos/testing/pg_server.h"
 #include "sluice/common/knobs.h"
 #include "sluice/dbos/database.h"
 #include "sluice/dbos/ipc.h"

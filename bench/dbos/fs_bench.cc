@@ -28,7 +28,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dbos/testing/pg_server.h"
+#include "sluice/dbos/testing/pg_server.h"
 #include "sluice/dbos/database.h"
 #include "sluice/dbos/fs.h"
 

@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "dbos/connection.h"
-#include "dbos/testing/pg_server.h"
+#include "sluice/dbos/testing/pg_server.h"
 #include "sluice/common/knobs.h"
 #include "sluice/dbos/database.h"
 #include "sluice/dbos/ipc.h"

@@ -161,7 +161,8 @@ Result<DiscoverReport> discover(const DiscoverOptions& options) {
                                            .env = {{"WF_PREFIX", prefix}},
                                            .netns = ns,
                                            .timeout_s = 1800});
-  static_cast<void>(run_command({.command = "ip netns del " + ns, .timeout_s = 20}));
+  static_cast<void>(
+      run_command({.command = "ip netns del " + ns, .timeout_s = 20, .cleanup = true}));
   if (probe.exit_code != 0) {
     return internal_error(fmt::format("probing /proc/sys/net failed: {}", probe.err));
   }

@@ -317,7 +317,7 @@ CommandResult run_command(const RunSpec& spec) {
         reaped_ns = monotonic_ns();
       }
     }
-    if (stop_requested() && !reaped) {
+    if (stop_requested() && !spec.cleanup && !reaped) {
       r.cancelled = true;
       kill_group(pid, kKillGrace.get(), &status);
       reaped = true;
@@ -500,7 +500,8 @@ Result<int> HostJournal::restore_all() {
     } else if (e.kind == "netns") {
       static_cast<void>(
           run_command({.command = "ip netns del " + shell_quote(e.target) + " 2>/dev/null || true",
-                       .timeout_s = 10}));
+                       .timeout_s = 10,
+                       .cleanup = true}));
     }
     SLUICE_RETURN_IF_ERROR(store_.journal_done(e.id));
     ++restored;
@@ -739,7 +740,9 @@ Result<EvalResult> Evaluator::evaluate_in(const Configuration& c, int64_t iterat
   // Stop.
   if (!job_.commands.stop.empty()) {
     SLUICE_ASSIGN_OR_RETURN(std::string cmd, render_template(job_.commands.stop, values));
-    static_cast<void>(run_command(spec(cmd, job_.timeouts.stop_s)));
+    RunSpec stop = spec(cmd, job_.timeouts.stop_s);
+    stop.cleanup = true;
+    static_cast<void>(run_command(stop));
     const int64_t ts = monotonic_ns();
     while (server.alive() && seconds_since(ts) < job_.timeouts.stop_s)
       sleep_ms(20);

@@ -112,18 +112,69 @@ std::optional<size_t> best_trial(const Job& job, const std::vector<Trial>& trial
   return best;
 }
 
+namespace {
+
+// The lines of the job's template files that use parameter `name`, with every parameter
+// placeholder replaced by its value: the directive exactly as the server read it (nginx's
+// `listen … backlog=N`, redis' hyphenated names). Lines with other placeholders (the run
+// directory) are left out; empty when no line qualifies.
+std::vector<std::string> template_lines(const Job& job, const std::string& name,
+                                        const std::map<std::string, std::string>& values) {
+  std::vector<std::string> out;
+  const std::string needle = "{{" + name + "}}";
+  for (const TemplateFile& f : job.files) {
+    for (size_t i = 0, j; i < f.content.size(); i = j + 1) {
+      j = f.content.find('\n', i);
+      if (j == std::string::npos)
+        j = f.content.size();
+      std::string line = f.content.substr(i, j - i);
+      if (line.find(needle) == std::string::npos)
+        continue;
+      for (const auto& [k, v] : values) {
+        const std::string ph = "{{" + k + "}}";
+        for (size_t at; (at = line.find(ph)) != std::string::npos;)
+          line.replace(at, ph.size(), v);
+      }
+      if (line.find("{{") != std::string::npos)
+        continue;
+      const size_t first = line.find_first_not_of(" \t");
+      const size_t last = line.find_last_not_of(" \t\r");
+      if (first != std::string::npos)
+        out.push_back(line.substr(first, last - first + 1));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string export_configuration(const Job& job, const Configuration& c) {
   std::string out =
       fmt::format("# Best configuration found by `sluice tune` for job '{}'.\n", job.name);
   const std::string& f = job.export_format;
   std::string sysctls;
+  std::map<std::string, std::string> values;
   for (const Parameter& p : job.parameters) {
     auto it = c.find(p.name);
-    const std::string v = it == c.end() ? p.default_value : it->second;
+    values[p.name] = it == c.end() ? p.default_value : it->second;
+  }
+  std::set<std::string> written;  // a template line using two parameters is written once
+  for (const Parameter& p : job.parameters) {
+    const std::string& v = values[p.name];
     if (p.apply == ApplyKind::kSysctl) {
       const std::string kv = p.type == ParamType::kBool ? (v == "true" ? "1" : "0") : v;
       sysctls += fmt::format("{} = {}\n", p.target, kv);
       continue;
+    }
+    if ((f == "nginx" || f == "redis") && p.apply == ApplyKind::kTemplate) {
+      const auto lines = template_lines(job, p.name, values);
+      if (!lines.empty()) {
+        for (const std::string& line : lines) {
+          if (written.insert(line).second)
+            out += line + "\n";
+        }
+        continue;
+      }
     }
     if (f == "sysctl") {
       out += fmt::format("# {} = {}\n", p.name, v);
@@ -291,8 +342,11 @@ Result<StudySummary> run_study(const Job& job, StudyStore& store, const StudyOpt
       if (base && *base != 0)
         best_text += fmt::format(" ({:+.1f}% vs default)", 100 * (v / *base - 1));
     }
-    const int64_t left =
-        std::max<int64_t>(0, budget - counted()) + std::max(0, options.confirm * 2);
+    int64_t confirmed = 0;
+    for (const Trial& t : trials)
+      confirmed += (!t.pending && t.role == TrialRole::kConfirm) ? 1 : 0;
+    const int64_t left = std::max<int64_t>(0, budget - counted()) +
+                         std::max<int64_t>(0, int64_t{options.confirm} * 2 - confirmed);
     const double eta =
         evaluated_now ? seconds_now / static_cast<double>(evaluated_now) * static_cast<double>(left)
                       : 0;

@@ -56,8 +56,11 @@ struct RunSpec {
   std::map<std::string, std::string> env;  // added to the environment
   std::string netns;                       // run inside this named namespace ("" = current)
   double timeout_s = 60;
+  // A cleanup (deleting a namespace, the job's stop command) runs to completion even after a
+  // stop request: Ctrl-C must not cut short the undoing of what the trial set up.
+  bool cleanup = false;
 };
-// Runs a command to completion (or timeout / stop request).
+// Runs a command to completion (or timeout / stop request, unless it is a cleanup).
 CommandResult run_command(const RunSpec& spec);
 
 // Replaces {{name}} with values[name]; an unknown name is an error naming it.

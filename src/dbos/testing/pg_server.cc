@@ -1,4 +1,4 @@
-#include "dbos/testing/pg_server.h"
+#include "sluice/dbos/testing/pg_server.h"
 
 #include <fmt/format.h>
 #include <netinet/in.h>

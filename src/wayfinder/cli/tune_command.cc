@@ -118,6 +118,19 @@ std::optional<double> confirm_median(const std::vector<Trial>& trials, const Con
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
+// The best's value against the default's, as a change of the metric itself (bounded at -100%
+// for a value that fell to zero, where a ratio of the other way round would be unbounded), and
+// whether that is better for the metric's direction.
+std::string change_text(const MetricSpec& m, double def, double best) {
+  if (def == best)
+    return "the same as the default";
+  const bool better = m.direction == Direction::kMaximize ? best > def : best < def;
+  if (def == 0)
+    return better ? "better than the default (0)" : "worse than the default (0)";
+  return fmt::format("{:+.1f}% against the default ({})", 100 * (best / def - 1),
+                     better ? "better" : "worse");
+}
+
 Status print_summary(const Loaded& s, std::FILE* out) {
   std::map<std::string, int> by_outcome;
   int pending = 0;
@@ -150,18 +163,15 @@ Status print_summary(const Loaded& s, std::FILE* out) {
     for (const MetricSpec& m : s.job.metrics) {
       if (def && s.trials[*def].outcome == Outcome::kOk) {
         const double d = s.trials[*def].metrics.at(m.name), v = b.metrics.at(m.name);
-        const double gain = m.direction == Direction::kMaximize ? v / d - 1 : d / v - 1;
-        std::fprintf(out, "  %s: %+.1f%% better than the default in the search\n", m.name.c_str(),
-                     100 * gain);
+        std::fprintf(out, "  %s in the search: %s\n", m.name.c_str(), change_text(m, d, v).c_str());
       }
       const auto cd = confirm_median(s.trials, Space(s.job).default_configuration(), m.name);
       const auto cb = confirm_median(s.trials, b.config, m.name);
       if (cd && cb) {
-        const double gain = m.direction == Direction::kMaximize ? *cb / *cd - 1 : *cd / *cb - 1;
         std::fprintf(out,
                      "  %s confirmed (alternating re-runs, medians): default %.6g, best %.6g, "
-                     "%+.1f%%\n",
-                     m.name.c_str(), *cd, *cb, 100 * gain);
+                     "%s\n",
+                     m.name.c_str(), *cd, *cb, change_text(m, *cd, *cb).c_str());
       }
     }
   }

@@ -1,4 +1,5 @@
-// Internal, for tests and benchmarks: a throw-away PostgreSQL 15 server on a free loopback port.
+// For tests and benchmarks (sluice's and those of code built on it): a throw-away PostgreSQL 15
+// server on a free loopback port.
 //
 // start() runs initdb into a fresh temporary directory and pg_ctl start, as the unprivileged
 // `postgres` user when the process runs as root (PostgreSQL refuses root), stop() shuts it down

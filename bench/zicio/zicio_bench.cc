@@ -58,6 +58,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/common/topology.h"
 #include "sluice/para/runtime.h"
 #include "sluice/zicio/channel.h"
 
@@ -663,18 +664,11 @@ int main(int argc, char** argv) {
   // sluice process has its runtime running before it opens channels; zicio-thread: a thread
   // pinned there).
   {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (sched_getaffinity(0, sizeof set, &set) != 0)
-      die("sched_getaffinity failed");
-    g_worker_core = -1;
-    for (int core = 0; core < CPU_SETSIZE; ++core) {
-      if (CPU_ISSET(static_cast<size_t>(core), &set)) {
-        if (g_worker_core < 0)
-          g_worker_core = core;
-        g_control_core = core;
-      }
-    }
+    auto topo = sluice::CpuTopology::detect();
+    if (!topo.is_ok() || topo->allowed_cpus().empty())
+      die("cannot read the CPU topology");
+    g_worker_core = topo->allowed_cpus().front();
+    g_control_core = topo->allowed_cpus().back();
     for (const std::string& m : c.methods)
       if (m == "zicio" || m == "zicio-q16")
         (void)control_runtime();

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "sluice/common/topology.h"
 #include "sluice/para/runtime.h"
 #include "sluice/zicio/channel.h"
 #include "zicio/channel_test_support.h"
@@ -18,14 +19,8 @@ namespace {
 using namespace test_support;  // NOLINT(google-build-using-namespace): shared fixtures
 
 int first_allowed_core() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) != 0)
-    return 0;
-  for (int c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(static_cast<size_t>(c), &set))
-      return c;
-  return 0;
+  Result<CpuTopology> topo = CpuTopology::detect();
+  return topo.is_ok() && !topo->allowed_cpus().empty() ? topo->allowed_cpus().front() : 0;
 }
 
 std::unique_ptr<para::Runtime> start_runtime(int core) {

@@ -4,9 +4,9 @@
 // `sluice zicio stats PID`: reads the switchboards of the channels open in a running process
 // (through /proc/PID/fd; the same user, or root).
 #include <dirent.h>
-#include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
@@ -21,6 +21,7 @@
 
 #include "sluice/cli/command.h"
 #include "sluice/common/clock.h"
+#include "sluice/common/topology.h"
 #include "sluice/para/runtime.h"
 #include "sluice/zicio/channel.h"
 
@@ -128,19 +129,15 @@ Status run_scan(const ScanOptions& so) {
   if (so.host != "para" && so.host != "thread")
     return invalid_argument("--host must be para or thread, not '" + so.host + "'");
   if (so.host == "para") {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (sched_getaffinity(0, sizeof set, &set) != 0)
-      return errno_status(errno, "sched_getaffinity");
-    if (o.control_core < 0) {
-      for (int c = 0; c < CPU_SETSIZE; ++c)
-        if (CPU_ISSET(static_cast<size_t>(c), &set))
-          o.control_core = c;
-    } else if (o.control_core >= CPU_SETSIZE ||
-               !CPU_ISSET(static_cast<size_t>(o.control_core), &set)) {
+    SLUICE_ASSIGN_OR_RETURN(CpuTopology topo, CpuTopology::detect());
+    const std::vector<int>& allowed = topo.allowed_cpus();
+    if (allowed.empty())
+      return internal_error("no CPU to run on (empty affinity mask)");
+    if (o.control_core < 0)
+      o.control_core = allowed.back();
+    else if (std::find(allowed.begin(), allowed.end(), o.control_core) == allowed.end())
       return invalid_argument("zicio.control_core " + std::to_string(o.control_core) +
-                              " is not among this process's cores (see `nproc`, taskset)");
-    }
+                              " is not among this process's cores (" + topo.summary() + ")");
     SLUICE_ASSIGN_OR_RETURN(para::RuntimeOptions ro, para::RuntimeOptions::from_knobs());
     ro.cores = {o.control_core};
     SLUICE_ASSIGN_OR_RETURN(runtime, para::Runtime::start(ro));

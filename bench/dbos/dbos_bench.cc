@@ -31,11 +31,11 @@
 
 #include "dbos/connection.h"
 #include "dbos/peers.h"
-#include "sluice/dbos/testing/pg_server.h"
 #include "sluice/common/knobs.h"
 #include "sluice/dbos/database.h"
 #include "sluice/dbos/ipc.h"
 #include "sluice/dbos/scheduler.h"
+#include "sluice/dbos/testing/pg_server.h"
 
 namespace sluice::bench {
 namespace {

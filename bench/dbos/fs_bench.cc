@@ -28,9 +28,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sluice/dbos/testing/pg_server.h"
 #include "sluice/dbos/database.h"
 #include "sluice/dbos/fs.h"
+#include "sluice/dbos/testing/pg_server.h"
 
 namespace {
 

@@ -15,11 +15,11 @@
 #include <thread>
 
 #include "dbos/connection.h"
-#include "sluice/dbos/testing/pg_server.h"
 #include "sluice/common/knobs.h"
 #include "sluice/dbos/database.h"
 #include "sluice/dbos/ipc.h"
 #include "sluice/dbos/scheduler.h"
+#include "sluice/dbos/testing/pg_server.h"
 
 namespace sluice::dbos {
 namespace {

@@ -15,9 +15,9 @@
 #include <thread>
 
 #include "dbos/connection.h"
-#include "sluice/dbos/testing/pg_server.h"
 #include "sluice/common/knobs.h"
 #include "sluice/dbos/database.h"
+#include "sluice/dbos/testing/pg_server.h"
 
 namespace sluice::dbos {
 namespace {

@@ -12,6 +12,10 @@ if(NOT TARGET CLI11::CLI11)
   add_library(CLI11::CLI11 INTERFACE IMPORTED)
   target_include_directories(CLI11::CLI11 INTERFACE ${CLI11_INCLUDE_DIR})
 endif()
+# wayfinder: Eigen for the Gaussian process; DeepTune on libtorch-dev 1.13 (CPU), built into a
+# plugin, see src/wayfinder/.
+find_package(Eigen3 3.3 REQUIRED NO_MODULE)
+find_package(Torch REQUIRED)
 if(SLUICE_BUILD_TESTS)
   find_package(GTest REQUIRED)
   find_package(rapidcheck CONFIG REQUIRED)

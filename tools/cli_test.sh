@@ -25,6 +25,22 @@ expect() {
   fi
 }
 
+# expect_exit <exact exit code> <text the output must contain> -- command...
+expect_exit() {
+  local want=$1 needle=$2
+  shift 3
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [[ $rc -ne $want || $out != *"$needle"* ]]; then
+    echo "FAIL: $* -> exit $rc (wanted exactly $want), output lacks '$needle':"
+    echo "$out" | head -20 | sed 's/^/    /'
+    failed=$((failed + 1))
+  else
+    passed=$((passed + 1))
+  fi
+}
+
 expect 0 "knobs" -- "$sluice" --help
 expect 0 "--json" -- "$sluice" knobs --help
 expect 0 "--quick" -- "$sluice" demo --help
@@ -46,7 +62,9 @@ expect 1 "one of trace, debug, info, warn, error, off" -- "$sluice" --set log.le
 expect 1 "did you mean 'log.level'" -- "$sluice" --set log.levle=info knobs
 expect 1 "expected <knob>=<value>" -- "$sluice" --set log.level knobs
 expect 1 "SLUICE_LOG_LEVEL" -- env SLUICE_LOG_LEVEL=loud "$sluice" knobs
-expect 1 "--no-such-flag" -- "$sluice" --no-such-flag
+expect_exit 2 "--no-such-flag" -- "$sluice" --no-such-flag
+expect_exit 2 "--bogus" -- "$sluice" knobs --bogus
+expect_exit 2 "valid: an integer in [2, 512]" -- "$sluice" --set zicio.ring_buffers=100000 knobs
 expect 1 "nosuchcommand" -- "$sluice" nosuchcommand
 expect 1 "choose a command" -- "$sluice"
 expect 1 "no demo step 'nope'" -- "$sluice" demo --only nope
@@ -64,6 +82,36 @@ expect 1 "no IPC endpoint" -- "$sluice" ipc send --from 1 --to 999 x
 expect 0 "stats" -- "$sluice" oq --help
 expect 0 "serve" -- "$sluice" para --help
 expect 0 "run" -- "$sluice" tune --help
+
+# Model-based search through the program: DeepTune comes from its plugin beside the program, saves
+# its model, explains the study, and a second study starts warm from the model.
+cat > "$tmp/tiny.yaml" <<'JOB'
+name: tiny
+parameters:
+  - {name: x, type: int, range: [0, 100], default: 50}
+  - {name: mode, type: enum, values: [a, b, c], default: a}
+commands:
+  bench: 'echo "value: $(( ({{x}} - 30) * ({{x}} - 30) ))"'
+metrics:
+  - {name: value, regex: "value: ([0-9.]+)", direction: minimize}
+repetitions: 1
+isolation: {netns: false}
+JOB
+export SLUICE_WAYFINDER_WORK_DIR="$tmp/wf"
+expect 0 "deeptune.model" -- "$sluice" tune run "$tmp/tiny.yaml" --budget 10 --search deeptune
+expect 0 "parameters that lower it" -- "$sluice" tune explain tiny
+expect 0 '"crash_prediction"' -- "$sluice" tune explain tiny --json
+expect 0 "12 trials" -- "$sluice" tune run "$tmp/tiny.yaml" --budget 12 --search deeptune \
+  --study warm --warm-start "$tmp/wf/tiny/deeptune.model"
+expect 0 "10 trials, 10 ok" -- "$sluice" tune run "$tmp/tiny.yaml" --budget 10 --search bayes \
+  --study gp
+expect nonzero "no model to explain" -- "$sluice" tune explain gp --model random
+echo junk > "$tmp/bad.model"
+expect nonzero "bad.model" -- "$sluice" tune run "$tmp/tiny.yaml" --search deeptune --study bad \
+  --warm-start "$tmp/bad.model"
+expect nonzero "sluice-deeptune.so" -- env SLUICE_PLUGIN_DIR=/nonexistent \
+  "$sluice" tune run "$tmp/tiny.yaml" --search deeptune --study noplugin
+unset SLUICE_WAYFINDER_WORK_DIR
 expect 0 "mount" -- "$sluice" fs --help
 
 # zicio: a scan, and its bad inputs.

@@ -22,6 +22,8 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # wayfinder: linear algebra for the Bayesian search
   libeigen3-dev
+  # wayfinder: DeepTune (neural searcher, CPU libtorch) and Optuna's TPE as its peer
+  libtorch-dev python3-optuna
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev librapidcheck-dev
   python3-matplotlib

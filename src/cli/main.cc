@@ -75,7 +75,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version end here with 0; every usage error exits 2, whatever CLI11's own
+    // code for it (109 for an unexpected argument, 105 for a failed check…).
+    return app.exit(e) == 0 ? 0 : kExitUsage;
   }
 
   if (auto s = load_knobs(config, sets, log_level); !s.is_ok()) {

@@ -1,10 +1,16 @@
 // Random and grid search, and the registry of searchers.
 #include "sluice/wayfinder/search.h"
 
+#include <dlfcn.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <set>
+
+#include "wayfinder/searchers.h"
 
 namespace sluice::wf {
 
@@ -27,6 +33,15 @@ Result<Outcome> parse_outcome(std::string_view name) {
       return o;
   }
   return invalid_argument(fmt::format("unknown outcome '{}'", name));
+}
+
+Status Searcher::save_model(const std::string&) {
+  return unimplemented(fmt::format("search '{}' keeps no model to save", name()));
+}
+
+Result<Insight> Searcher::explain(std::span<const Observation>) {
+  return unimplemented(
+      fmt::format("search '{}' has no model to explain; use --search deeptune", name()));
 }
 
 namespace {
@@ -97,6 +112,63 @@ class GridSearch final : public Searcher {
   uint64_t next_ = 0;
 };
 
+// Where plugins live: $SLUICE_PLUGIN_DIR when set (and only there), else beside the running
+// program (the build tree, an installed bin/), else ../lib/sluice from it.
+std::vector<std::filesystem::path> plugin_dirs() {
+  if (const char* env = std::getenv("SLUICE_PLUGIN_DIR"); env && *env)
+    return {std::filesystem::path(env)};
+  std::vector<std::filesystem::path> dirs;
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    dirs.push_back(exe.parent_path());
+    dirs.push_back(exe.parent_path().parent_path() / "lib" / "sluice");
+  }
+  return dirs;
+}
+
+// A searcher that lives in a plugin (sluice-<name>.so) because its dependencies are heavy:
+// libtorch's start-up costs ~0.6 s per process, which every other sluice command would pay.
+// The plugin is dlopen'ed on first use and must export `sluice_wf_searcher_factory`, returning
+// its SearcherFactory; its undefined symbols resolve against the program (linked -rdynamic).
+Result<SearcherFactory> load_plugin_factory(const std::string& name) {
+  static std::mutex m;
+  static std::map<std::string, SearcherFactory> loaded;
+  std::lock_guard lock(m);
+  if (auto it = loaded.find(name); it != loaded.end())
+    return it->second;
+  std::string tried;
+  for (const auto& dir : plugin_dirs()) {
+    auto path = dir / fmt::format("sluice-{}.so", name);
+    if (!std::filesystem::exists(path)) {
+      tried += (tried.empty() ? "" : ", ") + path.string();
+      continue;
+    }
+    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle)
+      return unavailable(
+          fmt::format("search '{}': cannot load {}: {}", name, path.string(), dlerror()));
+    using Entry = const SearcherFactory* (*)();
+    auto entry = reinterpret_cast<Entry>(dlsym(handle, "sluice_wf_searcher_factory"));
+    if (!entry)
+      return unavailable(fmt::format("search '{}': {} exports no sluice_wf_searcher_factory", name,
+                                     path.string()));
+    // The handle stays open for the life of the process: the factory's code lives in it.
+    return loaded[name] = *entry();
+  }
+  return unavailable(
+      fmt::format("search '{}' needs its plugin sluice-{}.so, not found (looked for {}); build the "
+                  "project's default target, or set SLUICE_PLUGIN_DIR",
+                  name, name, tried));
+}
+
+SearcherFactory plugin_searcher(std::string name) {
+  return [name](const Space& s, const SearchOptions& o) -> Result<std::unique_ptr<Searcher>> {
+    SLUICE_ASSIGN_OR_RETURN(auto factory, load_plugin_factory(name));
+    return factory(s, o);
+  };
+}
+
 std::mutex& registry_mutex() {
   static std::mutex m;
   return m;
@@ -104,13 +176,16 @@ std::mutex& registry_mutex() {
 std::map<std::string, SearcherFactory>& registry() {
   static std::map<std::string, SearcherFactory> r = {
       {"random",
-       [](const Space& s, uint64_t seed) -> Result<std::unique_ptr<Searcher>> {
-         return std::unique_ptr<Searcher>(std::make_unique<RandomSearch>(s, seed));
+       [](const Space& s, const SearchOptions& o) -> Result<std::unique_ptr<Searcher>> {
+         return std::unique_ptr<Searcher>(std::make_unique<RandomSearch>(s, o.seed));
        }},
       {"grid",
-       [](const Space& s, uint64_t) -> Result<std::unique_ptr<Searcher>> {
+       [](const Space& s, const SearchOptions&) -> Result<std::unique_ptr<Searcher>> {
          return std::unique_ptr<Searcher>(std::make_unique<GridSearch>(s));
        }},
+      {"bayes", make_bayes_search},
+      {"optuna", make_optuna_search},
+      {"deeptune", plugin_searcher("deeptune")},
   };
   return r;
 }
@@ -132,7 +207,7 @@ std::vector<std::string> searcher_names() {
 }
 
 Result<std::unique_ptr<Searcher>> make_searcher(std::string_view name, const Space& space,
-                                                uint64_t seed) {
+                                                const SearchOptions& options) {
   SearcherFactory f;
   {
     std::lock_guard lock(registry_mutex());
@@ -145,7 +220,7 @@ Result<std::unique_ptr<Searcher>> make_searcher(std::string_view name, const Spa
     }
     f = it->second;
   }
-  return f(space, seed);
+  return f(space, options);
 }
 
 }  // namespace sluice::wf

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 namespace sluice::wf {
 namespace {
@@ -38,6 +39,19 @@ double from_unit(const Parameter& p, double u) {
   if (p.log_scale)
     return std::exp(std::log(p.min) + u * (std::log(p.max) - std::log(p.min)));
   return p.min + u * (p.max - p.min);
+}
+
+bool varies(const Parameter& p) {
+  if (p.fixed)
+    return false;
+  switch (p.type) {
+    case ParamType::kBool: return true;
+    case ParamType::kInt:
+    case ParamType::kFloat: return p.max > p.min;
+    case ParamType::kEnum:
+    case ParamType::kString: return p.values.size() > 1;
+  }
+  return false;
 }
 
 }  // namespace
@@ -172,6 +186,60 @@ Configuration Space::grid_point(uint64_t index) const {
     const auto vals = grid_values(i);
     c[params_[i].name] = vals[index % vals.size()];
     index /= vals.size();
+  }
+  return c;
+}
+
+bool Space::can_vary(size_t i) const {
+  return varies(params_.at(i));
+}
+
+Configuration Space::neighbour(Configuration c, std::mt19937_64& rng, size_t max_changes) const {
+  std::vector<size_t> free;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (varies(params_[i]))
+      free.push_back(i);
+  }
+  if (free.empty() || max_changes == 0)
+    return c;
+  const size_t count =
+      std::min(free.size(), std::uniform_int_distribution<size_t>(1, max_changes)(rng));
+  for (size_t k = 0; k < count; ++k) {
+    const size_t j = std::uniform_int_distribution<size_t>(k, free.size() - 1)(rng);
+    std::swap(free[k], free[j]);
+    const Parameter& p = params_[free[k]];
+    std::string& value = c[p.name];
+    switch (p.type) {
+      case ParamType::kBool: value = value == "true" ? "false" : "true"; break;
+      case ParamType::kEnum:
+      case ParamType::kString: {
+        // Uniform over the other values (over all, should the current one not be listed).
+        const auto cur = std::find(p.values.begin(), p.values.end(), value);
+        const size_t others = p.values.size() - (cur == p.values.end() ? 1 : 2);
+        size_t pick = std::uniform_int_distribution<size_t>(0, others)(rng);
+        if (cur != p.values.end() && pick >= static_cast<size_t>(cur - p.values.begin()))
+          ++pick;
+        value = p.values[pick];
+        break;
+      }
+      case ParamType::kInt:
+      case ParamType::kFloat: {
+        constexpr double kSteps[] = {0.02, 0.1, 0.3};
+        const double step = kSteps[std::uniform_int_distribution<size_t>(0, 2)(rng)];
+        const double v = std::clamp(std::strtod(value.c_str(), nullptr), p.min, p.max);
+        const double u = to_unit(p, v);
+        const double moved =
+            std::clamp(u + std::normal_distribution<double>(0, step)(rng), 0.0, 1.0);
+        std::string text = number_text(p, std::clamp(from_unit(p, moved), p.min, p.max));
+        if (text == value && p.type == ParamType::kInt) {
+          // A step too small for an integer still moves it by one, inward at a bound.
+          const bool up = v + 1 <= p.max && (v - 1 < p.min || moved >= u);
+          text = number_text(p, up ? v + 1 : v - 1);
+        }
+        value = std::move(text);
+        break;
+      }
+    }
   }
   return c;
 }

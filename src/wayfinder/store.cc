@@ -121,6 +121,15 @@ Result<std::unique_ptr<StudyStore>> StudyStore::open(std::string url) {
   store->session_ = std::move(*session);
   SLUICE_RETURN_IF_ERROR(store->session_->execute_script(detail::kSchemaSql)
                              .with_context("creating wayfinder's tables"));
+  // Stores made before wf_trial.search_s existed gain the column (the schema's CREATE TABLE IF
+  // NOT EXISTS leaves an existing table as it is).
+  if (!store->session_->query("SELECT search_s FROM wf_trial WHERE 1 = 0").is_ok()) {
+    SLUICE_RETURN_IF_ERROR(
+        store->session_
+            ->execute_script(
+                "ALTER TABLE wf_trial ADD COLUMN search_s DOUBLE PRECISION NOT NULL DEFAULT 0")
+            .with_context("adding wf_trial.search_s to an older study store"));
+  }
   return store;
 }
 
@@ -181,8 +190,8 @@ Result<std::vector<Trial>> StudyStore::trials(int64_t study_id) {
   const Value p[] = {study_id};
   SLUICE_ASSIGN_OR_RETURN(
       auto r, session_->query(sql("SELECT iteration, role, config, outcome, message, started_ns, "
-                                  "build_s, build_cached, eval_s FROM wf_trial WHERE study_id = "
-                                  "?1 ORDER BY iteration"),
+                                  "build_s, build_cached, eval_s, search_s FROM wf_trial WHERE "
+                                  "study_id = ?1 ORDER BY iteration"),
                               p));
   std::vector<Trial> out;
   std::map<int64_t, size_t> index;
@@ -205,6 +214,7 @@ Result<std::vector<Trial>> StudyStore::trials(int64_t study_id) {
     t.build_s = double_of(row[6]);
     t.build_cached = int_of(row[7]) != 0;
     t.eval_s = double_of(row[8]);
+    t.search_s = double_of(row[9]);
     index[t.iteration] = out.size();
     out.push_back(std::move(t));
   }
@@ -243,11 +253,12 @@ Status StudyStore::begin_trial(int64_t study_id, const Trial& t) {
                        std::string(trial_role_name(t.role)),
                        config_json(t.config),
                        std::string("pending"),
-                       t.started_ns};
+                       t.started_ns,
+                       t.search_s};
     SLUICE_RETURN_IF_ERROR(
         session_
             ->query(sql("INSERT INTO wf_trial (study_id, iteration, role, config, outcome, "
-                        "started_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                        "started_ns, search_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
                     p)
             .status());
     for (const auto& [k, v] : t.config) {

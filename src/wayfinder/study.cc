@@ -33,6 +33,8 @@ std::string short_duration(double s) {
   return fmt::format("{}h{:02}m", n / 3600, (n / 60) % 60);
 }
 
+}  // namespace
+
 std::vector<Observation> history_of(const Job& job, const std::vector<Trial>& trials) {
   const auto obj = objectives(job, trials);
   std::vector<Observation> out;
@@ -50,8 +52,6 @@ std::vector<Observation> history_of(const Job& job, const std::vector<Trial>& tr
   }
   return out;
 }
-
-}  // namespace
 
 std::vector<std::optional<double>> objectives(const Job& job, const std::vector<Trial>& trials) {
   std::vector<std::optional<double>> out(trials.size());
@@ -221,7 +221,7 @@ std::string trials_csv(const Job& job, const std::vector<Trial>& trials) {
   std::string out = "iteration,role,outcome,objective";
   for (const MetricSpec& m : job.metrics)
     out += "," + csv(m.name);
-  out += ",build_s,build_cached,eval_s,started_ns";
+  out += ",build_s,build_cached,eval_s,started_ns,search_s";
   for (const Parameter& p : job.parameters)
     out += "," + csv(p.name);
   out += ",message\n";
@@ -234,8 +234,8 @@ std::string trials_csv(const Job& job, const std::vector<Trial>& trials) {
       auto it = t.metrics.find(m.name);
       out += "," + (it == t.metrics.end() ? std::string() : fmt::format("{:.6g}", it->second));
     }
-    out += fmt::format(",{:.3f},{},{:.3f},{}", t.build_s, t.build_cached ? 1 : 0, t.eval_s,
-                       t.started_ns);
+    out += fmt::format(",{:.3f},{},{:.3f},{},{:.4f}", t.build_s, t.build_cached ? 1 : 0, t.eval_s,
+                       t.started_ns, t.search_s);
     for (const Parameter& p : job.parameters) {
       auto it = t.config.find(p.name);
       out += "," + csv(it == t.config.end() ? "" : it->second);
@@ -295,7 +295,9 @@ Result<StudySummary> run_study(const Job& job, StudyStore& store, const StudyOpt
     }
   }
   // A resumed study keeps the searcher and seed it started with.
-  SLUICE_ASSIGN_OR_RETURN(auto searcher, make_searcher(study.search, space, study.seed));
+  SLUICE_ASSIGN_OR_RETURN(
+      auto searcher,
+      make_searcher(study.search, space, {.seed = study.seed, .model_in = options.model_in}));
   SLUICE_ASSIGN_OR_RETURN(std::vector<Trial> trials, store.trials(study.id));
   for (const Observation& o : history_of(job, trials))
     searcher->observe(o);
@@ -429,7 +431,9 @@ Result<StudySummary> run_study(const Job& job, StudyStore& store, const StudyOpt
       t.config = space.default_configuration();
     } else {
       const auto hist = history_of(job, trials);
+      const int64_t ps = monotonic_ns();
       SLUICE_ASSIGN_OR_RETURN(auto proposals, searcher->propose(hist, 1));
+      t.search_s = static_cast<double>(monotonic_ns() - ps) / 1e9;
       if (proposals.empty())
         break;  // the space is exhausted
       t.config = std::move(proposals[0]);
@@ -454,6 +458,20 @@ Result<StudySummary> run_study(const Job& job, StudyStore& store, const StudyOpt
   }
   if (tty)
     std::fprintf(options.progress, "\n");
+  // A model-based searcher leaves its model behind for transfer learning (§3.3): a later study
+  // of a related target starts warm from it (StudyOptions::model_in).
+  if (st.is_ok() || st.code() == StatusCode::kCancelled) {
+    const std::string model_path = options.model_out.empty()
+                                       ? fmt::format("{}/{}.model", work_dir, searcher->name())
+                                       : options.model_out;
+    if (Status ms = searcher->save_model(model_path); ms.is_ok()) {
+      summary.model_path = model_path;
+    } else if (ms.code() != StatusCode::kUnimplemented) {
+      return ms.with_context("saving the search model");
+    } else if (!options.model_out.empty()) {
+      return ms;
+    }
+  }
   summary.builds_run = evaluator.builds_run();
   for (const Trial& t : trials) {
     if (t.pending)

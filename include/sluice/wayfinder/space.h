@@ -43,6 +43,13 @@ class Space {
   // The index-th grid configuration in mixed-radix order, the last parameter varying fastest.
   Configuration grid_point(uint64_t index) const;
 
+  // Whether parameter i can take more than one value (not pinned, a non-empty range).
+  bool can_vary(size_t i) const;
+  // A neighbour of `c` for local search: 1..max_changes unpinned parameters changed — numbers
+  // by a Gaussian step of 0.02, 0.1 or 0.3 of their (log) range (integers by at least one),
+  // booleans flipped, enums to another value. Returns `c` unchanged when nothing can vary.
+  Configuration neighbour(Configuration c, std::mt19937_64& rng, size_t max_changes = 3) const;
+
   // Numeric encoding: one column per numeric/bool parameter (scaled to [0,1], log scale in log
   // space) and one per value of each enum/string parameter (one-hot). Pinned parameters are left
   // out. encoded_names() names the columns.

@@ -52,6 +52,7 @@ struct Trial {
   int64_t started_ns = 0;                              // wall clock
   double build_s = 0;                                  // 0 when the build came from the cache
   double eval_s = 0;                                   // start to stop
+  double search_s = 0;  // the searcher's propose() for this trial (0: default, confirm)
   bool build_cached = false;
 };
 

@@ -18,6 +18,7 @@
 
 #include "sluice/common/result.h"
 #include "sluice/wayfinder/job.h"
+#include "sluice/wayfinder/search.h"
 #include "sluice/wayfinder/store.h"
 
 namespace sluice::wf {
@@ -31,6 +32,10 @@ struct StudyOptions {
   int confirm = 0;                // pairs of default/best re-measurements at the end
   std::string work_dir;           // "" = the knob wayfinder.work_dir
   std::FILE* progress = nullptr;  // a progress line (\r-updated when it is a terminal)
+  // Model-based searchers (deeptune): start warm from a saved model (transfer learning, §3.3),
+  // and save the trained model at the end ("" = WORK/models/<study>.model).
+  std::string model_in;
+  std::string model_out;
 };
 
 struct StudySummary {
@@ -38,7 +43,8 @@ struct StudySummary {
   int64_t trials = 0;  // finished, all roles
   int64_t failures = 0;
   int builds_run = 0;
-  bool stopped = false;  // ended by request_stop()
+  bool stopped = false;    // ended by request_stop()
+  std::string model_path;  // where a model-based searcher saved its model, else ""
 };
 
 Result<StudySummary> run_study(const Job& job, StudyStore& store, const StudyOptions& options);
@@ -47,6 +53,10 @@ Result<StudySummary> run_study(const Job& job, StudyStore& store, const StudyOpt
 // for one metric; for several, Equation 4: Σ weight·±minmax(metric) over the study's ok trials.
 // Indexed like `trials`; nullopt for failures and pending trials.
 std::vector<std::optional<double>> objectives(const Job& job, const std::vector<Trial>& trials);
+
+// What a searcher is shown: every finished default and search trial, oldest first, with its
+// objective (confirm re-runs and pending trials left out).
+std::vector<Observation> history_of(const Job& job, const std::vector<Trial>& trials);
 
 // The trial with the best objective among role default/search, or nullopt.
 std::optional<size_t> best_trial(const Job& job, const std::vector<Trial>& trials);

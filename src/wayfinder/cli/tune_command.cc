@@ -1,4 +1,4 @@
-// `sluice tune run|status|best|export|discover|restore` and the wayfinder demo step.
+// `sluice tune run|status|best|export|explain|discover|restore` and the wayfinder demo step.
 #include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
@@ -8,6 +8,7 @@
 #include <memory>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "sluice/cli/command.h"
 #include "sluice/common/knobs.h"
@@ -36,6 +37,11 @@ struct TuneOptions {
   std::string prefix;
   std::string sluice_binary;
   int probe_steps = 3;
+  std::string save_model;
+  std::string warm_start;
+  std::string model = "deeptune";
+  bool json = false;
+  int top = 5;
 };
 
 void on_signal(int) {
@@ -194,7 +200,9 @@ Status run_tune(const TuneOptions& o) {
                   .seed = o.seed,
                   .confirm = o.confirm,
                   .work_dir = o.work_dir,
-                  .progress = stderr};
+                  .progress = stderr,
+                  .model_in = o.warm_start,
+                  .model_out = o.save_model};
   if (o.budget > 0)
     so.budget = o.budget;
   if (o.time_s > 0)
@@ -207,6 +215,9 @@ Status run_tune(const TuneOptions& o) {
   SLUICE_ASSIGN_OR_RETURN(Loaded s, load_study(*store, o.study.empty() ? job.name : o.study));
   SLUICE_RETURN_IF_ERROR(print_summary(s, stdout));
   std::printf("  builds run: %d; store: %s\n", summary->builds_run, store->url().c_str());
+  if (!summary->model_path.empty())
+    std::printf("  model: %s (start a related study warm with --warm-start)\n",
+                summary->model_path.c_str());
   if (summary->stopped) {
     return cancelled(
         "stopped; every finished trial is stored, and the same command resumes "
@@ -246,6 +257,77 @@ Status run_export(const TuneOptions& o) {
   SLUICE_ASSIGN_OR_RETURN(auto store, StudyStore::open(o.store));
   SLUICE_ASSIGN_OR_RETURN(Loaded s, load_study(*store, o.study));
   return write_or_print(o.output, trials_csv(s.job, s.trials));
+}
+
+std::string effects_table(const std::vector<ParameterEffect>& rows, size_t top) {
+  std::string out = fmt::format("  {:<32} {:>10} {:>10}  {}\n", "parameter", "importance", "effect",
+                                "best value");
+  for (size_t i = 0; i < rows.size() && i < top; ++i) {
+    const ParameterEffect& e = rows[i];
+    out += fmt::format("  {:<32} {:>9.1f}% {:>+10.3f}  {}\n", e.parameter, 100 * e.importance,
+                       e.effect, e.best_value);
+  }
+  return out;
+}
+
+nlohmann::json effects_json(const std::vector<ParameterEffect>& rows) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const ParameterEffect& e : rows) {
+    a.push_back({{"parameter", e.parameter},
+                 {"importance", e.importance},
+                 {"effect", e.effect},
+                 {"best_value", e.best_value}});
+  }
+  return a;
+}
+
+// `sluice tune explain`: a model trained on the study's history says which parameters raise and
+// lower the metric, and how well it predicts crashes (the paper's Table 3).
+Status run_explain(const TuneOptions& o) {
+  SLUICE_ASSIGN_OR_RETURN(auto store, StudyStore::open(o.store));
+  SLUICE_ASSIGN_OR_RETURN(Loaded s, load_study(*store, o.study));
+  const Space space(s.job);
+  SLUICE_ASSIGN_OR_RETURN(auto model, make_searcher(o.model, space, {.seed = s.info.seed}));
+  const auto history = history_of(s.job, s.trials);
+  if (history.size() < 4) {
+    return failed_precondition(
+        fmt::format("study '{}' has {} finished trials; explain needs at least 4", s.info.name,
+                    history.size()));
+  }
+  for (const Observation& obs : history)
+    model->observe(obs);
+  SLUICE_ASSIGN_OR_RETURN(Insight in, model->explain(history));
+  if (o.json) {
+    nlohmann::json j = {{"study", s.info.name},
+                        {"trials", history.size()},
+                        {"raise", effects_json(in.raise)},
+                        {"lower", effects_json(in.lower)},
+                        {"importance", effects_json(in.all)},
+                        {"crash_prediction",
+                         {{"evaluated", in.crashes.evaluated},
+                          {"crashes", in.crashes.crashes},
+                          {"accuracy", in.crashes.accuracy},
+                          {"precision", in.crashes.precision},
+                          {"recall", in.crashes.recall}}},
+                        {"notes", in.notes}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return {};
+  }
+  const size_t top = static_cast<size_t>(o.top);
+  std::printf("study %s: %zu trials explained by a %s model\n", s.info.name.c_str(), history.size(),
+              o.model.c_str());
+  std::printf("\nparameters that raise the objective (higher is better):\n%s",
+              effects_table(in.raise, top).c_str());
+  std::printf("\nparameters that lower it:\n%s", effects_table(in.lower, top).c_str());
+  const CrashAccuracy& c = in.crashes;
+  std::printf(
+      "\ncrash prediction on %lld held-out trials (%lld failed): accuracy %.1f%%, "
+      "precision %.1f%%, recall %.1f%%\n",
+      static_cast<long long>(c.evaluated), static_cast<long long>(c.crashes), 100 * c.accuracy,
+      100 * c.precision, 100 * c.recall);
+  if (!in.notes.empty())
+    std::printf("\n%s\n", in.notes.c_str());
+  return {};
 }
 
 Status run_discover(const TuneOptions& o) {
@@ -296,6 +378,11 @@ void setup(CLI::App& tune) {
   run->add_option("--confirm", o->confirm,
                   "re-measure the default and the best alternately N times each at the end");
   run->add_option("--work-dir", o->work_dir, "builds and run directories");
+  run->add_option("--save-model", o->save_model,
+                  "where a model-based search saves its model (default: in the work directory)");
+  run->add_option("--warm-start", o->warm_start,
+                  "start a model-based search from a saved model (transfer learning)")
+      ->check(CLI::ExistingFile);
   store_opt(run);
   sluice::cli::bind_action(*run, [o] { return run_tune(*o); });
 
@@ -317,6 +404,17 @@ void setup(CLI::App& tune) {
   store_opt(exp);
   sluice::cli::bind_action(*exp, [o] { return run_export(*o); });
 
+  CLI::App* expl = tune.add_subcommand(
+      "explain",
+      "What a model learned: parameters that raise and lower the metric, crash accuracy");
+  expl->add_option("study", o->study, "study (default: the latest)");
+  expl->add_option("--model", o->model, "model-based searcher to train on the history")
+      ->check(CLI::IsMember(searcher_names()));
+  expl->add_option("--top", o->top, "rows per table")->check(CLI::Range(1, 1000));
+  expl->add_flag("--json", o->json, "JSON instead of tables");
+  store_opt(expl);
+  sluice::cli::bind_action(*expl, [o] { return run_explain(*o); });
+
   CLI::App* disc = tune.add_subcommand(
       "discover", "Write a job file from a subsystem's writable parameters (probing x10, /10)");
   disc->add_option("--source", o->source, "net (sysctls of a fresh network namespace) or knobs")
@@ -336,7 +434,8 @@ void setup(CLI::App& tune) {
 }
 
 SLUICE_REGISTER_COMMAND(tune, {.name = "tune",
-                               .help = "Configuration search: run, status, best, export, discover",
+                               .help = "Configuration search: run, status, best, export, "
+                                       "explain, discover",
                                .order = 60,
                                .setup = setup});
 

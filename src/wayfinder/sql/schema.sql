@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS wf_trial (
   build_s DOUBLE PRECISION NOT NULL DEFAULT 0,
   build_cached BIGINT NOT NULL DEFAULT 0,
   eval_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+  search_s DOUBLE PRECISION NOT NULL DEFAULT 0,  -- time the searcher took to propose it
   PRIMARY KEY (study_id, iteration)
 );
 CREATE TABLE IF NOT EXISTS wf_param (

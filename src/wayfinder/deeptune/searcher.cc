@@ -1,0 +1,210 @@
+#include "wayfinder/deeptune/searcher.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <exception>
+#include <random>
+#include <set>
+
+#include "wayfinder/deeptune/deeptune.h"
+#include "wayfinder/deeptune_knobs.h"
+
+namespace sluice::wf::deeptune {
+namespace {
+
+constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
+// Epochs per update are capped at this many observations' worth.
+constexpr int64_t kMaxCatchUp = 10;
+// The neighbours in the pool are drawn around this many of the best ok configurations.
+constexpr size_t kNeighbourBases = 5;
+
+Status torch_error(std::string_view what, const std::exception& e) {
+  std::string msg = e.what();
+  // c10::Error appends a C++ backtrace; its first line says what went wrong.
+  if (auto nl = msg.find('\n'); nl != std::string::npos)
+    msg.resize(nl);
+  return internal_error(fmt::format("deeptune: {}: {}", what, msg));
+}
+
+}  // namespace
+
+Hyper hyper_from_knobs() {
+  Hyper h;
+  h.model.layers = kDeepTuneLayers.get();
+  h.model.hidden = kDeepTuneHidden.get();
+  h.model.centroids = kDeepTuneCentroids.get();
+  h.model.dropout = kDeepTuneDropout.get();
+  h.model.gamma = kDeepTuneGamma.get();
+  h.learning_rate = kDeepTuneLearningRate.get();
+  h.epochs = kDeepTuneEpochs.get();
+  h.pool = kDeepTunePool.get();
+  h.local_share = kDeepTuneLocalShare.get();
+  h.alpha = kDeepTuneAlpha.get();
+  h.crash_threshold = kDeepTuneCrashThreshold.get();
+  h.min_observations = kDeepTuneMinObservations.get();
+  h.threads = kDeepTuneThreads.get();
+  return h;
+}
+
+DeepTuneSearch::DeepTuneSearch(const Space& space, uint64_t seed, Hyper hyper)
+    : space_(space), seed_(seed), hyper_(hyper), columns_(make_columns(space)) {
+  hyper_.model.inputs = static_cast<int64_t>(columns_.size());
+  torch::manual_seed(seed_);
+  learner_ = std::make_unique<Learner>(hyper_.model, hyper_.learning_rate);
+}
+
+void DeepTuneSearch::observe(const Observation& obs) {
+  append_normalized(space_, columns_, obs.config, x_);
+  crashed_.push_back(is_failure(obs.outcome) ? 1 : 0);
+  objective_.push_back(is_failure(obs.outcome) ? std::nullopt : obs.objective);
+}
+
+void DeepTuneSearch::reset_observations(std::span<const Observation> history) {
+  x_.clear();
+  crashed_.clear();
+  objective_.clear();
+  trained_rows_ = 0;
+  for (const Observation& o : history)
+    observe(o);
+}
+
+bool DeepTuneSearch::has_enough_data() const {
+  const bool any_ok = std::any_of(objective_.begin(), objective_.end(),
+                                  [](const auto& o) { return o.has_value(); });
+  return any_ok && static_cast<int64_t>(crashed_.size()) >= hyper_.min_observations;
+}
+
+void DeepTuneSearch::update() {
+  if (!has_enough_data() || trained_rows_ == crashed_.size())
+    return;
+  const auto fresh =
+      static_cast<int64_t>(crashed_.size() - std::min(trained_rows_, crashed_.size()));
+  const TrainingSet data =
+      make_training_set(x_, static_cast<int64_t>(columns_.size()), crashed_, objective_);
+  learner_->fit(data, hyper_.epochs * std::clamp<int64_t>(fresh, 1, kMaxCatchUp),
+                seed_ * kGolden + crashed_.size());
+  y_mean_ = data.y_mean;
+  y_std_ = data.y_std;
+  trained_rows_ = crashed_.size();
+  trained_ = true;
+}
+
+Status DeepTuneSearch::train() {
+  try {
+    update();
+    return Status();
+  } catch (const std::exception& e) {
+    return torch_error("training the model", e);
+  }
+}
+
+torch::Tensor DeepTuneSearch::encode(std::span<const Configuration> configs) const {
+  std::vector<float> rows;
+  rows.reserve(configs.size() * columns_.size());
+  for (const Configuration& c : configs)
+    append_normalized(space_, columns_, c, rows);
+  return torch::from_blob(
+             rows.data(),
+             {static_cast<int64_t>(configs.size()), static_cast<int64_t>(columns_.size())},
+             torch::kFloat32)
+      .clone();
+}
+
+Result<PoolPredictions> DeepTuneSearch::predict(std::span<const Configuration> configs) {
+  try {
+    update();
+    return learner_->predict(encode(configs));
+  } catch (const std::exception& e) {
+    return torch_error("predicting", e);
+  }
+}
+
+std::vector<Configuration> DeepTuneSearch::propose_unchecked(std::span<const Observation> history,
+                                                             size_t n) {
+  if (crashed_.size() != history.size())
+    reset_observations(history);  // the history is the truth; observe() calls were missed
+  std::set<uint64_t> seen;
+  for (const Observation& o : history)
+    seen.insert(configuration_hash(o.config));
+  // ① A pool of unique, unseen configurations, seeded like random search so that a resumed
+  // study proposes what it would have: neighbours of the best ok configurations (a share of
+  // the pool) and uniform samples. Uniform samples alone almost never land near an optimum
+  // that needs several of hundreds of parameters right at once, however well the model ranks
+  // them; the neighbours let the model exploit what it learned, the samples keep exploring.
+  std::mt19937_64 rng(seed_ * kGolden + history.size());
+  const auto pool_size = static_cast<size_t>(std::max<int64_t>(hyper_.pool, 1));
+  const size_t wanted = std::max(pool_size, n);
+  std::vector<Configuration> pool;
+  pool.reserve(wanted);
+  std::vector<size_t> best;
+  for (size_t i = 0; i < history.size(); ++i) {
+    if (!is_failure(history[i].outcome) && history[i].objective)
+      best.push_back(i);
+  }
+  const size_t bases = std::min(kNeighbourBases, best.size());
+  std::partial_sort(
+      best.begin(), best.begin() + static_cast<std::ptrdiff_t>(bases), best.end(),
+      [&](size_t a, size_t b) { return *history[a].objective > *history[b].objective; });
+  best.resize(bases);
+  const size_t local =
+      (has_enough_data() || warm_) && bases > 0
+          ? static_cast<size_t>(std::llround(hyper_.local_share * static_cast<double>(wanted)))
+          : 0;
+  for (size_t attempt = 0; pool.size() < local && attempt < 4 * local + 100; ++attempt) {
+    Configuration c = space_.neighbour(history[best[attempt % bases]].config, rng);
+    if (seen.insert(configuration_hash(c)).second)
+      pool.push_back(std::move(c));
+  }
+  for (size_t attempt = 0; pool.size() < wanted && attempt < 4 * pool_size + 100; ++attempt) {
+    Configuration c = space_.sample(rng);
+    if (seen.insert(configuration_hash(c)).second)
+      pool.push_back(std::move(c));
+  }
+  if (pool.empty() || n == 0)
+    return {};
+  const torch::Tensor candidates = encode(pool);
+  const auto width = static_cast<int64_t>(columns_.size());
+  const torch::Tensor evaluated =
+      x_.empty() ? torch::zeros({0, width})
+                 : torch::from_blob(x_.data(), {static_cast<int64_t>(crashed_.size()), width},
+                                    torch::kFloat32);
+  update();
+  std::optional<PoolPredictions> predictions;
+  if (trained_ || warm_)
+    predictions = learner_->predict(candidates);  // ②
+  const std::vector<int64_t> picks =              // ③
+      select_candidates(candidates, evaluated, predictions ? &*predictions : nullptr, n,
+                        hyper_.alpha, hyper_.crash_threshold);
+  std::vector<Configuration> out;
+  for (int64_t i : picks)
+    out.push_back(std::move(pool[static_cast<size_t>(i)]));
+  return out;
+}
+
+Result<std::vector<Configuration>> DeepTuneSearch::propose(std::span<const Observation> history,
+                                                           size_t n) {
+  try {
+    return propose_unchecked(history, n);
+  } catch (const std::exception& e) {
+    return torch_error("proposing configurations", e);
+  }
+}
+
+Result<std::unique_ptr<Searcher>> make_deeptune_search(const Space& space,
+                                                       const SearchOptions& options) {
+  try {
+    const Hyper hyper = hyper_from_knobs();
+    // Intra-op threads only: the benchmarks being tuned usually run on the same cores.
+    torch::set_num_threads(static_cast<int>(hyper.threads));
+    auto searcher = std::make_unique<DeepTuneSearch>(space, options.seed, hyper);
+    if (!options.model_in.empty())
+      SLUICE_RETURN_IF_ERROR(searcher->load_model(options.model_in));
+    return std::unique_ptr<Searcher>(std::move(searcher));
+  } catch (const std::exception& e) {
+    return torch_error("creating the searcher", e);
+  }
+}
+
+}  // namespace sluice::wf::deeptune

@@ -40,6 +40,34 @@ TEST(SpaceTest, SamplesStayInRangeAndKeepPinnedValues) {
   EXPECT_EQ(space.encode(space.default_configuration()).size(), space.encoded_names().size());
 }
 
+TEST(SpaceTest, NeighboursChangeOneToThreeFreeParametersAndStayValid) {
+  const Job job = small_job();
+  const Space space(job);
+  EXPECT_FALSE(space.can_vary(3));  // pinned
+  EXPECT_TRUE(space.can_vary(0));
+  std::mt19937_64 rng(5);
+  const Configuration base = space.default_configuration();
+  std::set<size_t> changed_counts;
+  for (int i = 0; i < 300; ++i) {
+    const Configuration c = space.neighbour(base, rng);
+    size_t changed = 0;
+    for (const auto& [k, v] : c)
+      changed += v != base.at(k) ? 1u : 0u;
+    changed_counts.insert(changed);
+    EXPECT_GE(changed, 1u);
+    EXPECT_LE(changed, 3u);
+    EXPECT_EQ(c.at("pinned"), "2");
+    const long a = std::stol(c.at("a"));
+    EXPECT_GE(a, 1);
+    EXPECT_LE(a, 1000);
+    EXPECT_TRUE(c.at("b") == "x" || c.at("b") == "y" || c.at("b") == "z");
+    EXPECT_TRUE(c.at("c") == "true" || c.at("c") == "false");
+    // Canonical text: a neighbour hashes like the same configuration sampled.
+    EXPECT_EQ(c.at("a"), std::to_string(a));
+  }
+  EXPECT_EQ(changed_counts, (std::set<size_t>{1, 2, 3}));
+}
+
 TEST(SpaceTest, CompileHashFollowsOnlyCompileStageValues) {
   auto job = parse_job(R"Y(name: s
 parameters:

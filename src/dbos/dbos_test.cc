@@ -510,7 +510,10 @@ TEST_P(DbosTest, KilledSendersAndReceiversLoseAndDuplicateNothing) {
     ASSERT_TRUE(ipc.create_endpoint(2).is_ok());
   }
   const std::string url = url_;
-  auto run_sender = [url]() -> int {
+  // The first run of each child stops itself once midway (the receiver inside its transaction) so
+  // that at least one kill lands mid-stream even on a machine fast enough to finish between two
+  // random kills.
+  auto run_sender = [url](bool stop_midway) -> int {
     auto db = Database::open(url);
     if (!db.is_ok())
       return 3;
@@ -525,10 +528,12 @@ TEST_P(DbosTest, KilledSendersAndReceiversLoseAndDuplicateNothing) {
       // Resend the last id too: it may or may not have committed before the kill.
       if (!ipc.send(1, 2, std::to_string(i), i).is_ok())
         return 4;
+      if (stop_midway && i == kMessages / 3)
+        ::raise(SIGSTOP);
     }
     return 0;
   };
-  auto run_receiver = [url, pg]() -> int {
+  auto run_receiver = [url, pg](bool stop_midway) -> int {
     auto db = Database::open(url);
     if (!db.is_ok())
       return 3;
@@ -551,6 +556,8 @@ TEST_P(DbosTest, KilledSendersAndReceiversLoseAndDuplicateNothing) {
               std::vector<Value> p{m.sender_id, m.message_id};
               SLUICE_RETURN_IF_ERROR(sess.query(insert, p).status());
             }
+            if (stop_midway && msgs.front().message_id > kMessages / 2)
+              ::raise(SIGSTOP);
             return {};
           },
           std::chrono::seconds(2));
@@ -558,16 +565,16 @@ TEST_P(DbosTest, KilledSendersAndReceiversLoseAndDuplicateNothing) {
         return 6;
     }
   };
-  auto spawn = [](const std::function<int()>& fn) {
+  auto spawn = [](const std::function<int(bool)>& fn, bool stop_midway) {
     pid_t pid = ::fork();
     if (pid == 0) {
-      ::_exit(fn());
+      ::_exit(fn(stop_midway));
     }
     return pid;
   };
   std::mt19937 rng(12345);
-  pid_t sender = spawn(run_sender);
-  pid_t receiver = spawn(run_receiver);
+  pid_t sender = spawn(run_sender, true);
+  pid_t receiver = spawn(run_receiver, true);
   bool sender_done = false;
   bool receiver_done = false;
   int kills = 0;
@@ -579,22 +586,24 @@ TEST_P(DbosTest, KilledSendersAndReceiversLoseAndDuplicateNothing) {
       if (done)
         continue;
       int status = 0;
-      pid_t w = ::waitpid(*who, &status, WNOHANG);
-      if (w == *who) {
+      pid_t w = ::waitpid(*who, &status, WNOHANG | WUNTRACED);
+      const bool stopped = w == *who && WIFSTOPPED(status);
+      if (w == *who && !stopped) {
         ASSERT_TRUE(WIFEXITED(status)) << "child died unexpectedly";
         ASSERT_EQ(WEXITSTATUS(status), 0) << (who == &sender ? "sender" : "receiver") << " failed";
         done = true;
-      } else if (kills < 30 && rng() % 3 == 0) {
+      } else if (stopped || (kills < 30 && rng() % 3 == 0)) {
         ::kill(*who, SIGKILL);
         ::waitpid(*who, &status, 0);
         ++kills;
-        *who = spawn(who == &sender ? std::function<int()>(run_sender)
-                                    : std::function<int()>(run_receiver));
+        *who = spawn(who == &sender ? std::function<int(bool)>(run_sender)
+                                    : std::function<int(bool)>(run_receiver),
+                     false);
       }
     }
   }
   ASSERT_TRUE(sender_done && receiver_done) << "timed out";
-  EXPECT_GT(kills, 0);
+  EXPECT_GE(kills, 2);
   auto r = session_->query("SELECT message_id FROM received ORDER BY n");
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   ASSERT_EQ(r->rows.size(), static_cast<size_t>(kMessages));

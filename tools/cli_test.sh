@@ -106,6 +106,16 @@ expect 0 "12 trials" -- "$sluice" tune run "$tmp/tiny.yaml" --budget 12 --search
 expect 0 "10 trials, 10 ok" -- "$sluice" tune run "$tmp/tiny.yaml" --budget 10 --search bayes \
   --study gp
 expect nonzero "no model to explain" -- "$sluice" tune explain gp --model random
+# The starting model is kept with the study: a resume needs no --warm-start, another is refused.
+expect 0 "14 trials" -- "$sluice" tune run "$tmp/tiny.yaml" --budget 14 --search deeptune \
+  --study warm
+expect nonzero "started warm from" -- "$sluice" tune run "$tmp/tiny.yaml" --budget 16 \
+  --search deeptune --study warm --warm-start "$tmp/wf/warm/deeptune.model"
+# Model options on a search without a model are refused before any trial.
+expect nonzero "keeps no model to save" -- "$sluice" tune run "$tmp/tiny.yaml" --search random \
+  --study rs --save-model "$tmp/rs.model"
+expect nonzero "--warm-start needs --search deeptune" -- "$sluice" tune run "$tmp/tiny.yaml" \
+  --search random --study rw --warm-start "$tmp/wf/tiny/deeptune.model"
 echo junk > "$tmp/bad.model"
 expect nonzero "bad.model" -- "$sluice" tune run "$tmp/tiny.yaml" --search deeptune --study bad \
   --warm-start "$tmp/bad.model"

@@ -134,12 +134,15 @@ inline Result<IoResult> para_random_reads(const std::string& path, int core, int
   return r;
 }
 
-// fio with the same file, block size, depth and core. Needs `fio` on PATH.
+// fio with the same file, block size, depth and core. Needs `fio` on PATH. `registered`: fio
+// registers its buffers and file with the ring (--fixedbufs --registerfiles), as para does with
+// its arena — the stricter peer.
 inline Result<IoResult> fio_random_reads(const std::string& path, int core, int depth,
-                                         double seconds) {
+                                         double seconds, bool registered = false) {
   const std::string cmd =
       "fio --name=para-peer --filename=" + path +
       " --ioengine=io_uring --direct=1 --rw=randread --bs=4k --iodepth=" + std::to_string(depth) +
+      (registered ? " --fixedbufs --registerfiles" : "") +
       " --numjobs=1 --thread --cpus_allowed=" + std::to_string(core) +
       " --time_based --runtime=" + std::to_string(std::max(1, static_cast<int>(seconds))) +
       " --randrepeat=0 --norandommap --output-format=json 2>/dev/null";

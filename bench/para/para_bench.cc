@@ -2,11 +2,13 @@
 //
 //   para_bench --what io,msg,http --reps 5 --seconds 5 --file /var/tmp/para.dat --out r.json
 //
-//   io    4 KiB random O_DIRECT reads, QD 32, one core: para vs fio (ioengine=io_uring)
+//   io    4 KiB random O_DIRECT reads, QD 32, one core: para vs fio (ioengine=io_uring), with
+//         fio's defaults and with its buffers and file registered
 //   msg   cross-core round trip: para submit_to (idle=sleep and idle=poll) vs mutex + condvar
 //   http  the HTTP keep-alive example under wrk on loopback vs nginx (one worker per core) and
 //         vs an epoll thread-pool server (below); servers on --server-cores, wrk on
-//         --client-core
+//         --client-core; once per --pipeline depth (1: no pipelining), with the busy share of
+//         the server cores and the requests per busy server-core second
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -38,18 +40,37 @@ const std::string kBody = "Hello from sluice para\n";
 struct CpuSample {
   uint64_t busy = 0, total = 0;
 };
-CpuSample read_cpu() {
+// The whole machine (`cores` empty) or the sum over `cores`, from /proc/stat.
+CpuSample read_cpu(const std::vector<int>& cores = {}) {
   std::ifstream in("/proc/stat");
-  std::string cpu;
-  uint64_t v[10] = {};
-  in >> cpu;
-  for (auto& x : v)
-    in >> x;
   CpuSample s;
-  for (auto x : v)
-    s.total += x;
-  s.busy = s.total - v[3] - v[4];
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("cpu", 0) != 0)
+      break;
+    std::istringstream words(line);
+    std::string name;
+    words >> name;
+    const bool all = name == "cpu";
+    if (cores.empty() != all)
+      continue;
+    if (!all && std::find(cores.begin(), cores.end(), std::atoi(name.c_str() + 3)) == cores.end())
+      continue;
+    uint64_t v[10] = {};
+    for (auto& x : v)
+      words >> x;
+    uint64_t total = 0;
+    for (auto x : v)
+      total += x;
+    s.total += total;
+    s.busy += total - v[3] - v[4];
+  }
   return s;
+}
+double busy_share(const CpuSample& a, const CpuSample& b) {
+  return b.total > a.total
+             ? static_cast<double>(b.busy - a.busy) / static_cast<double>(b.total - a.total)
+             : 0.0;
 }
 
 // --- wrk ---
@@ -57,7 +78,27 @@ CpuSample read_cpu() {
 struct WrkResult {
   double rps = 0;
   double p99_ms = 0;
+  // Busy share of the server cores while wrk ran (softirq work for the server's sockets
+  // included), and the requests per busy server-core second: what a server would serve per
+  // core if it, and not wrk, were the bottleneck.
+  double server_busy = 0;
+  double rps_per_core = 0;
 };
+
+// One wrk connection sends `depth` requests per write (HTTP/1.1 pipelining, as in the
+// TechEmpower plaintext test) when depth > 1, so wrk's own cost per request shrinks and the
+// server, not the load generator, becomes the bottleneck.
+std::string pipeline_script(int depth) {
+  const std::string path = std::filesystem::temp_directory_path() /
+                           ("para_bench_pipeline_" + std::to_string(depth) + ".lua");
+  std::ofstream(path) << "init = function(args)\n"
+                      << "  local r = {}\n"
+                      << "  for i = 1, " << depth << " do r[i] = wrk.format() end\n"
+                      << "  req = table.concat(r)\n"
+                      << "end\n"
+                      << "request = function() return req end\n";
+  return path;
+}
 
 double to_ms(const std::string& s) {
   const double v = std::atof(s.c_str());
@@ -70,20 +111,36 @@ double to_ms(const std::string& s) {
   return v;
 }
 
-Result<WrkResult> run_wrk(uint16_t port, int client_core, int connections, int seconds) {
-  const std::string cmd = "taskset -c " + std::to_string(client_core) + " wrk -t1 -c" +
-                          std::to_string(connections) + " -d" + std::to_string(seconds) +
-                          "s --latency http://127.0.0.1:" + std::to_string(port) + "/ 2>&1";
+struct WrkRun {
+  uint16_t port = 0;
+  int client_core = 0;
+  std::vector<int> server_cores;
+  int connections = 64;
+  int seconds = 5;
+  int depth = 1;
+};
+
+Result<WrkResult> run_wrk(const WrkRun& run) {
+  std::string cmd = "taskset -c " + std::to_string(run.client_core) + " wrk -t1 -c" +
+                    std::to_string(run.connections) + " -d" + std::to_string(run.seconds) +
+                    "s --latency ";
+  if (run.depth > 1)
+    cmd += "-s " + pipeline_script(run.depth) + " ";
+  cmd += "http://127.0.0.1:" + std::to_string(run.port) + "/ 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr)
     return unavailable("cannot run wrk");
+  // wrk connects within milliseconds; the sample window is its whole run.
+  const CpuSample cpu0 = read_cpu(run.server_cores);
   std::string out;
   char buf[4096];
   size_t n;
   while ((n = fread(buf, 1, sizeof buf, p)) > 0)
     out.append(buf, n);
+  const CpuSample cpu1 = read_cpu(run.server_cores);
   pclose(p);
   WrkResult r;
+  r.server_busy = busy_share(cpu0, cpu1);
   std::istringstream lines(out);
   std::string line;
   while (std::getline(lines, line)) {
@@ -97,8 +154,10 @@ Result<WrkResult> run_wrk(uint16_t port, int client_core, int connections, int s
   }
   if (r.rps == 0)
     return unavailable("wrk reported nothing: " + out);
+  if (r.server_busy > 0)
+    r.rps_per_core = r.rps / (r.server_busy * static_cast<double>(run.server_cores.size()));
   if (out.find("Non-2xx") != std::string::npos || out.find("Socket errors") != std::string::npos) {
-    std::fprintf(stderr, "wrk warnings on port %u:\n%s\n", port, out.c_str());
+    std::fprintf(stderr, "wrk warnings on port %u:\n%s\n", run.port, out.c_str());
   }
   return r;
 }
@@ -121,8 +180,9 @@ bool wait_port(uint16_t port) {
 
 // --- servers ---
 
-Result<WrkResult> bench_para_http(const std::vector<int>& cores, uint16_t port, int client_core,
-                                  int conns, int seconds) {
+Result<WrkResult> bench_para_http(const WrkRun& run) {
+  const std::vector<int>& cores = run.server_cores;
+  const uint16_t port = run.port;
   RuntimeOptions o;
   o.cores = cores;
   o.arena_size = size_t{4} << 20;
@@ -142,15 +202,16 @@ Result<WrkResult> bench_para_http(const std::vector<int>& cores, uint16_t port, 
     });
     SLUICE_RETURN_IF_ERROR(s);
   }
-  Result<WrkResult> r = run_wrk(port, client_core, conns, seconds);
+  Result<WrkResult> r = run_wrk(run);
   rt->stop();
   return r;
 }
 
 // The epoll thread-pool peer: `threads` workers share one epoll set; the listener is
 // EPOLLEXCLUSIVE, connections EPOLLONESHOT (a connection is served by one worker at a time).
-Result<WrkResult> bench_epoll_http(const std::vector<int>& cores, uint16_t port, int client_core,
-                                   int conns, int seconds) {
+Result<WrkResult> bench_epoll_http(const WrkRun& run) {
+  const std::vector<int>& cores = run.server_cores;
+  const uint16_t port = run.port;
   int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -275,7 +336,7 @@ Result<WrkResult> bench_epoll_http(const std::vector<int>& cores, uint16_t port,
   std::vector<std::thread> threads;
   for (int c : cores)
     threads.emplace_back(worker, c);
-  Result<WrkResult> r = run_wrk(port, client_core, conns, seconds);
+  Result<WrkResult> r = run_wrk(run);
   quit = true;
   const uint64_t v = 1;
   [[maybe_unused]] ssize_t w = write(wake, &v, sizeof(v));
@@ -289,8 +350,9 @@ Result<WrkResult> bench_epoll_http(const std::vector<int>& cores, uint16_t port,
   return r;
 }
 
-Result<WrkResult> bench_nginx_http(const std::vector<int>& cores, uint16_t port, int client_core,
-                                   int conns, int seconds, const std::string& dir) {
+Result<WrkResult> bench_nginx_http(const WrkRun& run, const std::string& dir) {
+  const std::vector<int>& cores = run.server_cores;
+  const uint16_t port = run.port;
   std::filesystem::create_directories(dir + "/logs");
   const std::string conf = dir + "/nginx.conf";
   {
@@ -319,7 +381,7 @@ Result<WrkResult> bench_nginx_http(const std::vector<int>& cores, uint16_t port,
     waitpid(pid, nullptr, 0);
     return unavailable("nginx did not start (see " + dir + "/error.log)");
   }
-  Result<WrkResult> r = run_wrk(port, client_core, conns, seconds);
+  Result<WrkResult> r = run_wrk(run);
   kill(pid, SIGTERM);
   waitpid(pid, nullptr, 0);
   return r;
@@ -341,6 +403,7 @@ int main(int argc, char** argv) {
   std::vector<int> server_cores = {1};
   int client_core = 0;
   int connections = 64;
+  std::vector<int> pipeline = {1, 16};
   int msg_iters = 10000;
   std::string out = "para_bench.json";
   app.add_option("--what", what, "comma list of io, msg, http");
@@ -353,6 +416,8 @@ int main(int argc, char** argv) {
   app.add_option("--server-cores", server_cores, "cores the HTTP servers run on");
   app.add_option("--client-core", client_core, "core wrk runs on");
   app.add_option("--connections", connections, "wrk connections");
+  app.add_option("--pipeline", pipeline,
+                 "HTTP requests per wrk write, one measurement each (1: no pipelining)");
   app.add_option("--msg-iters", msg_iters, "round trips per message measurement");
   app.add_option("--out", out, "JSON results");
   CLI11_PARSE(app, argc, argv);
@@ -398,6 +463,11 @@ int main(int argc, char** argv) {
         record("io", "fio", rep, "iops", f->iops);
       else
         std::fprintf(stderr, "fio: %s\n", f.status().to_string().c_str());
+      auto fr = fio_random_reads(file, io_core, depth, seconds, /*registered=*/true);
+      if (fr.is_ok())
+        record("io", "fio-registered", rep, "iops", fr->iops);
+      else
+        std::fprintf(stderr, "fio registered: %s\n", fr.status().to_string().c_str());
     }
   }
   if (what.find("msg") != std::string::npos) {
@@ -415,26 +485,32 @@ int main(int argc, char** argv) {
     const std::string dir = std::filesystem::temp_directory_path() / "para_bench_nginx";
     uint16_t port = 18080;
     for (int rep = 0; rep < reps; ++rep) {
-      auto p = bench_para_http(server_cores, port++, client_core, connections, seconds);
-      if (p.is_ok()) {
-        record("http", "para", rep, "rps", p->rps);
-        record("http", "para", rep, "p99_ms", p->p99_ms);
-      } else {
-        std::fprintf(stderr, "para http: %s\n", p.status().to_string().c_str());
-      }
-      auto n = bench_nginx_http(server_cores, port++, client_core, connections, seconds, dir);
-      if (n.is_ok()) {
-        record("http", "nginx", rep, "rps", n->rps);
-        record("http", "nginx", rep, "p99_ms", n->p99_ms);
-      } else {
-        std::fprintf(stderr, "nginx: %s\n", n.status().to_string().c_str());
-      }
-      auto e = bench_epoll_http(server_cores, port++, client_core, connections, seconds);
-      if (e.is_ok()) {
-        record("http", "epoll-pool", rep, "rps", e->rps);
-        record("http", "epoll-pool", rep, "p99_ms", e->p99_ms);
-      } else {
-        std::fprintf(stderr, "epoll pool: %s\n", e.status().to_string().c_str());
+      for (int pipeline_depth : pipeline) {
+        // "http" is one request per round trip; "httpN" pipelines N.
+        const std::string bench =
+            pipeline_depth > 1 ? "http" + std::to_string(pipeline_depth) : "http";
+        WrkRun run{.client_core = client_core,
+                   .server_cores = server_cores,
+                   .connections = connections,
+                   .seconds = seconds,
+                   .depth = pipeline_depth};
+        auto report = [&](const std::string& system, const sluice::Result<WrkResult>& r) {
+          if (!r.is_ok()) {
+            std::fprintf(stderr, "%s %s: %s\n", bench.c_str(), system.c_str(),
+                         r.status().to_string().c_str());
+            return;
+          }
+          record(bench, system, rep, "rps", r->rps);
+          record(bench, system, rep, "p99_ms", r->p99_ms);
+          record(bench, system, rep, "server_busy", r->server_busy);
+          record(bench, system, rep, "rps_per_core", r->rps_per_core);
+        };
+        run.port = port++;
+        report("para", bench_para_http(run));
+        run.port = port++;
+        report("nginx", bench_nginx_http(run, dir));
+        run.port = port++;
+        report("epoll-pool", bench_epoll_http(run));
       }
     }
   }

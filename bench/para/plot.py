@@ -16,14 +16,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 CHARTS = [
     # bench, metric, file, title, unit, reference system (ratios are system / reference)
-    ("io", "iops", "para_io.png", "4 KiB random O_DIRECT reads, QD 32, 1 core", "IOPS", "fio"),
+    ("io", "iops", "para_io.png", "4 KiB random O_DIRECT reads, QD 32, 1 core", "IOPS",
+     "fio-registered"),
     ("msg", "ns", "para_msg.png", "cross-core round trip", "ns per round trip",
      "mutex-condvar"),
     ("http", "rps", "para_http_rps.png", "HTTP keep-alive under wrk, 1 server core",
      "requests/s", "nginx"),
     ("http", "p99_ms", "para_http_p99.png", "HTTP keep-alive under wrk: p99 latency", "ms",
      "nginx"),
+    ("http", "rps_per_core", "para_http_per_core.png",
+     "HTTP keep-alive: requests per busy server-core second", "requests/s per core", "nginx"),
+    ("http", "server_busy", None, "", "busy share of the server core", "nginx"),
+    ("http16", "rps", "para_http16_rps.png", "HTTP, 16 requests pipelined per write",
+     "requests/s", "nginx"),
+    ("http16", "rps_per_core", None, "", "requests/s per core", "nginx"),
 ]
+
+
+def fmt(x):
+    return f"{x:,.3f}" if abs(x) < 10 else f"{x:,.1f}"
 
 
 def main():
@@ -61,12 +72,15 @@ def main():
             lows.append(med - min(v))
             highs.append(max(v) - med)
             ratio = f"{med / ref_med:.2f}× {ref}" if ref_med and s != ref else ""
+            # A reference of 0 (wrk rounds a p99 under 10 µs to 0) gives no ratio.
             paired = [by_rep[(bench, metric, s, k[3])] / by_rep[(bench, metric, ref, k[3])]
                       for k in by_rep if k[:3] == (bench, metric, s)
-                      and (bench, metric, ref, k[3]) in by_rep]
+                      and by_rep.get((bench, metric, ref, k[3]))]
             per_rep = f"{statistics.median(paired):.2f}×" if paired and s != ref else ""
-            print(f"| {bench} {metric} ({unit}) | {s} | {len(v)} | {med:,.1f} | {min(v):,.1f} | "
-                  f"{max(v):,.1f} | {ratio} | {per_rep} |")
+            print(f"| {bench} {metric} ({unit}) | {s} | {len(v)} | {fmt(med)} | {fmt(min(v))} | "
+                  f"{fmt(max(v))} | {ratio} | {per_rep} |")
+        if fname is None:
+            continue
         fig, ax = plt.subplots(figsize=(6, 3.2))
         ax.bar(systems, meds, yerr=[lows, highs], capsize=6,
                color=["#2a6f97" if s.startswith("para") else "#adb5bd" for s in systems])

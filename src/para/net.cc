@@ -208,22 +208,59 @@ Result<HttpRequestHead> parse_http_request(std::string_view data) {
 
 namespace {
 
+// Sends `len` bytes at `src` with awaited sends until all went out; false on failure.
+Task<bool> send_all_raw(int fd, const char* src, size_t len, CancelToken* token) {
+  for (size_t sent = 0; sent < len;) {
+    const char* p = src + sent;
+    const size_t n = len - sent;
+    const int32_t w = co_await io(
+        [=](io_uring_sqe* sqe) { io_uring_prep_send(sqe, fd, p, n, MSG_NOSIGNAL); }, token);
+    if (w <= 0)
+      co_return false;
+    sent += static_cast<size_t>(w);
+  }
+  co_return true;
+}
+
 Task<void> serve_connection(TcpStream stream, const std::string* response, size_t max_request,
                             HttpStats* stats, CancelToken* token) {
   std::vector<std::byte> buf(std::max<size_t>(max_request, 4096));
   size_t have = 0;
   std::string out;
+  // The answer to the last batch of requests, sent linked ahead of the next recv: one
+  // submission and one completion per request. One request's answer is the shared response
+  // itself (no copy); a pipelined batch's is `out`, untouched until the recv completes.
+  const char* reply = nullptr;
+  size_t reply_len = 0;
   const int fd = stream.fd();
   for (;;) {
-    // The ring operations directly (no Task frame per request): one SQE, one CQE.
+    // The ring operations directly (no Task frame per request).
     std::byte* dst = buf.data() + have;
     const size_t room = buf.size() - have;
-    const int32_t n =
-        co_await io([=](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, dst, room, 0); }, token);
+    int32_t n = 0;
+    if (reply_len > 0) {
+      const char* src = reply;
+      const size_t len = reply_len;
+      n = co_await io_linked(
+          fd,
+          [=](io_uring_sqe* sqe) {
+            io_uring_prep_send(sqe, fd, src, len, MSG_NOSIGNAL | MSG_WAITALL);
+          },
+          [=](io_uring_sqe* sqe) {
+            io_uring_prep_recv(sqe, fd, dst, room, 0);
+            // The client waits for our answer, so nothing is there to read yet.
+            sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+          },
+          token);
+      reply_len = 0;
+    } else {
+      n = co_await io([=](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, dst, room, 0); }, token);
+    }
     if (n <= 0)
       break;
     have += static_cast<size_t>(n);
     size_t consumed = 0;
+    size_t answered = 0;
     bool keep = true;
     out.clear();
     while (keep) {
@@ -238,27 +275,25 @@ Task<void> serve_connection(TcpStream stream, const std::string* response, size_
       if (head->length == 0)
         break;
       consumed += head->length;
-      out += *response;
+      ++answered;
       if (stats != nullptr)
         stats->requests.fetch_add(1, std::memory_order_relaxed);
       keep = head->keep_alive;
     }
-    bool send_failed = false;
-    for (size_t sent = 0; sent < out.size();) {
-      const char* src = out.data() + sent;
-      const size_t len = out.size() - sent;
-      const int32_t w = co_await io(
-          [=](io_uring_sqe* sqe) { io_uring_prep_send(sqe, fd, src, len, MSG_NOSIGNAL); }, token);
-      if (w <= 0) {
-        send_failed = true;
-        break;
-      }
-      sent += static_cast<size_t>(w);
+    if (answered == 1) {
+      reply = response->data();
+      reply_len = response->size();
+    } else if (answered > 1) {
+      for (size_t i = 0; i < answered; ++i)
+        out += *response;
+      reply = out.data();
+      reply_len = out.size();
     }
-    if (send_failed)
+    if (!keep) {
+      if (reply_len > 0)
+        co_await send_all_raw(fd, reply, reply_len, token);
       break;
-    if (!keep)
-      break;
+    }
     if (consumed > 0) {
       std::memmove(buf.data(), buf.data() + consumed, have - consumed);
       have -= consumed;
@@ -269,6 +304,8 @@ Task<void> serve_connection(TcpStream stream, const std::string* response, size_
       break;
     }
   }
+  if (stats != nullptr)
+    stats->closed.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace

@@ -35,6 +35,14 @@ constexpr size_t kWheelSlots = 1024;
 constexpr int64_t kTickNs = kTimerTick.count();
 constexpr unsigned kCqeBatch = 64;
 constexpr uint64_t kWakeTag = 1;  // user_data of the eventfd read
+// user_data of a cancel-by-fd request: the tag in the top bits (never set in a user-space
+// pointer), the fd below.
+constexpr uint64_t kFdCancelMask = uint64_t{0xff} << 56;
+constexpr uint64_t kFdCancelTag = uint64_t{0xfc} << 56;
+// A linked pair's second operation may start after a cancel-by-fd swept the fd (when the
+// first completed just then), so the sweep repeats while the pair is in flight — at most this
+// often per operation.
+constexpr int kMaxFdCancels = 64;
 
 struct Detached {
   struct promise_type {
@@ -405,6 +413,16 @@ io_uring_sqe* Reactor::get_sqe() {
   return sqe;
 }
 
+std::pair<io_uring_sqe*, io_uring_sqe*> Reactor::get_sqe_pair() {
+  // A pair split across two submissions would lose its link.
+  if (io_uring_sq_space_left(&ring_) < 2)
+    io_uring_submit(&ring_);
+  io_uring_sqe* a = io_uring_get_sqe(&ring_);
+  io_uring_sqe* b = io_uring_get_sqe(&ring_);
+  SLUICE_ASSERT(a != nullptr && b != nullptr, "io_uring submission queue full after a submit");
+  return {a, b};
+}
+
 void Reactor::track(IoOp* op) {
   op->iprev = nullptr;
   op->inext = inflight_;
@@ -428,9 +446,24 @@ void Reactor::untrack(IoOp* op) {
 
 void Reactor::cancel_op(IoOp* op) {
   io_uring_sqe* sqe = get_sqe();
-  io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(op), 0);
-  io_uring_sqe_set_data64(sqe, 0);
+  if (op->cancel_fd >= 0) {
+    io_uring_prep_cancel_fd(sqe, op->cancel_fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, kFdCancelTag | static_cast<uint32_t>(op->cancel_fd));
+    ++op->fd_cancels;
+  } else {
+    io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(op), 0);
+    io_uring_sqe_set_data64(sqe, 0);
+  }
   ++stats_.io_cancelled;
+}
+
+void Reactor::recancel_fd(int fd) {
+  for (IoOp* op = inflight_; op != nullptr; op = op->inext) {
+    if (op->cancel_fd == fd && op->fd_cancels > 0 && op->fd_cancels < kMaxFdCancels) {
+      cancel_op(op);
+      return;  // one sweep cancels every operation on the fd
+    }
+  }
 }
 
 bool Reactor::reap() {
@@ -455,7 +488,11 @@ bool Reactor::reap() {
     io_uring_cq_advance(&ring_, n);
     for (unsigned i = 0; i < n; ++i) {
       if (done[i].data == 0)
-        continue;  // a cancel request's own completion
+        continue;  // a cancel request's own completion, or the first of a linked pair
+      if ((done[i].data & kFdCancelMask) == kFdCancelTag) {
+        recancel_fd(static_cast<int>(done[i].data & ~kFdCancelMask));
+        continue;
+      }  // a cancel request's own completion
       if (done[i].data == kWakeTag) {
         impl_->wake_armed = false;
         continue;

@@ -219,7 +219,13 @@ Result<std::unique_ptr<Searcher>> make_searcher(std::string_view name, const Spa
     }
     f = it->second;
   }
-  return f(space, options);
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Searcher> s, f(space, options));
+  if (!options.model_in.empty() && !s->keeps_model()) {
+    return invalid_argument(fmt::format(
+        "search '{}' keeps no model to start warm from; --warm-start needs --search deeptune",
+        s->name()));
+  }
+  return s;
 }
 
 }  // namespace sluice::wf

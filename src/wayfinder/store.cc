@@ -130,14 +130,20 @@ Result<std::unique_ptr<StudyStore>> StudyStore::open(std::string url) {
                 "ALTER TABLE wf_trial ADD COLUMN search_s DOUBLE PRECISION NOT NULL DEFAULT 0")
             .with_context("adding wf_trial.search_s to an older study store"));
   }
+  if (!store->session_->query("SELECT model_in FROM wf_study WHERE 1 = 0").is_ok()) {
+    SLUICE_RETURN_IF_ERROR(
+        store->session_
+            ->execute_script("ALTER TABLE wf_study ADD COLUMN model_in TEXT NOT NULL DEFAULT ''")
+            .with_context("adding wf_study.model_in to an older study store"));
+  }
   return store;
 }
 
 Result<std::optional<StudyInfo>> StudyStore::find_study(const std::string& name) {
   const Value p[] = {name};
   SLUICE_ASSIGN_OR_RETURN(
-      auto r, session_->query(sql("SELECT id, name, job_path, job_text, search, seed, created_ns "
-                                  "FROM wf_study WHERE name = ?1"),
+      auto r, session_->query(sql("SELECT id, name, job_path, job_text, search, seed, created_ns, "
+                                  "model_in FROM wf_study WHERE name = ?1"),
                               p));
   if (r.rows.empty())
     return std::optional<StudyInfo>();
@@ -148,7 +154,8 @@ Result<std::optional<StudyInfo>> StudyStore::find_study(const std::string& name)
               .job_text = text_of(row[3]),
               .search = text_of(row[4]),
               .seed = static_cast<uint64_t>(int_of(row[5])),
-              .created_ns = int_of(row[6])};
+              .created_ns = int_of(row[6]),
+              .model_in = text_of(row[7])};
   return std::optional<StudyInfo>(std::move(s));
 }
 
@@ -173,12 +180,12 @@ Result<StudyInfo> StudyStore::open_study(const StudyInfo& info) {
                             session_->query("SELECT COALESCE(MAX(id), 0) + 1 FROM wf_study"));
     created.id = int_of(r.rows[0][0]);
     created.created_ns = wall_ns();
-    const Value p[] = {created.id,        created.name,   created.job_path,
-                       created.job_text,  created.search, static_cast<int64_t>(created.seed),
-                       created.created_ns};
+    const Value p[] = {created.id,         created.name,    created.job_path,
+                       created.job_text,   created.search,  static_cast<int64_t>(created.seed),
+                       created.created_ns, created.model_in};
     return session_
         ->query(sql("INSERT INTO wf_study (id, name, job_path, job_text, search, seed, "
-                    "created_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                    "created_ns, model_in) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
                 p)
         .status();
   });

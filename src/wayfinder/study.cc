@@ -261,12 +261,25 @@ Result<StudySummary> run_study(const Job& job, StudyStore& store, const StudyOpt
   }
   const std::string study_name = options.study.empty() ? job.name : options.study;
   work_dir += "/" + study_name;
-  SLUICE_ASSIGN_OR_RETURN(StudyInfo study, store.open_study({.name = study_name,
-                                                             .job_path = job.path,
-                                                             .job_text = job.text,
-                                                             .search = options.search,
-                                                             .seed = options.seed}));
-  summary.study_id = study.id;
+  // Everything that can refuse the run is checked before a new study's row is written, so a
+  // refused run leaves nothing behind; a resumed study is checked against what it started with.
+  const StudyInfo wanted{.name = study_name,
+                         .job_path = job.path,
+                         .job_text = job.text,
+                         .search = options.search,
+                         .seed = options.seed,
+                         .model_in = options.model_in};
+  SLUICE_ASSIGN_OR_RETURN(std::optional<StudyInfo> existing, store.find_study(study_name));
+  StudyInfo study = existing.value_or(wanted);
+  // A resumed study starts from the model it started from; naming another is refused, naming
+  // none resumes with the stored one.
+  if (!options.model_in.empty() && options.model_in != study.model_in) {
+    return failed_precondition(fmt::format(
+        "study '{}' started {}; resuming it warm from {} would mix two starting points. Name a "
+        "new study with --study",
+        study.name, study.model_in.empty() ? "cold" : "warm from " + study.model_in,
+        options.model_in));
+  }
   if (study.job_text != job.text) {
     return failed_precondition(fmt::format(
         "study '{}' was started from a different version of {}; resuming it would mix two "
@@ -297,7 +310,17 @@ Result<StudySummary> run_study(const Job& job, StudyStore& store, const StudyOpt
   // A resumed study keeps the searcher and seed it started with.
   SLUICE_ASSIGN_OR_RETURN(
       auto searcher,
-      make_searcher(study.search, space, {.seed = study.seed, .model_in = options.model_in}));
+      make_searcher(study.search, space, {.seed = study.seed, .model_in = study.model_in}));
+  // A model that cannot be saved is refused before the first trial, not after the last.
+  if (!options.model_out.empty() && !searcher->keeps_model()) {
+    return invalid_argument(
+        fmt::format("search '{}' keeps no model to save; --save-model needs --search deeptune",
+                    searcher->name()));
+  }
+  if (!existing) {
+    SLUICE_ASSIGN_OR_RETURN(study, store.open_study(wanted));
+  }
+  summary.study_id = study.id;
   SLUICE_ASSIGN_OR_RETURN(std::vector<Trial> trials, store.trials(study.id));
   for (const Observation& o : history_of(job, trials))
     searcher->observe(o);

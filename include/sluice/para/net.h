@@ -79,6 +79,7 @@ struct HttpOptions {
 
 struct HttpStats {
   std::atomic<uint64_t> connections{0};
+  std::atomic<uint64_t> closed{0};  // connections whose task ended; open = connections - closed
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> bad_requests{0};
 };

@@ -26,6 +26,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sluice/common/result.h"
@@ -98,6 +99,8 @@ class IoOp : public Cancellable {
   int32_t res = 0;
   uint32_t cqe_flags = 0;
   Reactor* reactor = nullptr;
+  int cancel_fd = -1;     // ≥ 0: cancelling cancels every request on this fd (linked pairs)
+  int fd_cancels = 0;     // cancel-by-fd sweeps issued for this operation
   IoOp* iprev = nullptr;  // the reactor's in-flight list
   IoOp* inext = nullptr;
 };
@@ -168,6 +171,8 @@ class Reactor {
 
   // --- internals for the awaitables in this header and file.h / net.h ---
   io_uring_sqe* get_sqe();
+  // Two adjacent SQEs in one submission, for a linked pair.
+  std::pair<io_uring_sqe*, io_uring_sqe*> get_sqe_pair();
   void track(IoOp* op);  // after the SQE is filled
   void untrack(IoOp* op);
   void cancel_op(IoOp* op);
@@ -191,6 +196,7 @@ class Reactor {
   bool run_ready();
   bool drain_inbound();
   bool reap();
+  void recancel_fd(int fd);  // a cancel-by-fd completed: sweep again if its pair is in flight
   bool fire_timers();
   bool flush_outbound();
   void idle_wait();
@@ -267,6 +273,60 @@ class IoAwaitable {
 template <typename Prep>
 IoAwaitable<Prep> io(Prep prep, CancelToken* token = nullptr) {
   return IoAwaitable<Prep>(local_reactor(), prep, token);
+}
+
+// Two operations on one fd submitted together, `then` starting only after `first` succeeded
+// (IOSQE_IO_LINK): one submission and one coroutine resume where two awaited operations take
+// two of each. `first` is not awaited; if it fails (a send: also when short, so pass
+// MSG_WAITALL) the link breaks and the awaitable resumes with -ECANCELED. Cancelling (token,
+// runtime stop) cancels every request on `fd`, and `then` completes only after `first` did, so
+// memory `first` uses need only live until this resumes. (`first` keeps its completion:
+// with IOSQE_CQE_SKIP_SUCCESS on a link's head the kernel drops the completions of the linked
+// requests too when the head fails, and `then` would never resume.)
+template <typename First, typename Then>
+class LinkedIoAwaitable {
+ public:
+  LinkedIoAwaitable(Reactor& r, int fd, First first, Then then, CancelToken* token)
+      : first_(first), then_(then), token_(token) {
+    op_.reactor = &r;
+    op_.cancel_fd = fd;
+  }
+  bool await_ready() noexcept {
+    if (op_.reactor->stopping() || (token_ != nullptr && token_->cancelled())) {
+      op_.res = -ECANCELED;
+      return true;
+    }
+    return false;
+  }
+  void await_suspend(std::coroutine_handle<> h) {
+    op_.waiter = h;
+    auto [a, b] = op_.reactor->get_sqe_pair();
+    first_(a);
+    io_uring_sqe_set_data64(a, 0);  // its completion is dropped by the reactor
+    a->flags |= IOSQE_IO_LINK;
+    then_(b);
+    io_uring_sqe_set_data(b, &op_);
+    op_.reactor->track(&op_);
+    if (token_ != nullptr)
+      token_->attach(&op_);
+  }
+  int32_t await_resume() noexcept {
+    if (token_ != nullptr)
+      token_->detach(&op_);
+    return op_.res;
+  }
+
+ private:
+  First first_;
+  Then then_;
+  CancelToken* token_;
+  IoOp op_;
+};
+
+template <typename First, typename Then>
+LinkedIoAwaitable<First, Then> io_linked(int fd, First first, Then then,
+                                         CancelToken* token = nullptr) {
+  return LinkedIoAwaitable<First, Then>(local_reactor(), fd, first, then, token);
 }
 
 // Suspends for `d` on the reactor's timer wheel (resolution para::kTimerTick). Resumes with OK,

@@ -80,6 +80,9 @@ class Searcher {
   // One finished evaluation (also called for the stored history on resume).
   virtual void observe(const Observation& obs) = 0;
 
+  // True for model-based searchers: save_model() and explain() work and SearchOptions::model_in
+  // is honoured.
+  virtual bool keeps_model() const { return false; }
   // Model-based searchers: write the trained model with its parameter space to `path`, so a
   // later study can start warm from it (SearchOptions::model_in). Others: unimplemented.
   virtual Status save_model(const std::string& path);

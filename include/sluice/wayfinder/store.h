@@ -35,6 +35,7 @@ struct StudyInfo {
   std::string search;
   uint64_t seed = 0;
   int64_t created_ns = 0;  // wall clock (Unix epoch)
+  std::string model_in;    // the saved model it started warm from ("" = cold)
 };
 
 enum class TrialRole { kDefault, kSearch, kConfirm };

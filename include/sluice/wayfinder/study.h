@@ -33,7 +33,8 @@ struct StudyOptions {
   std::string work_dir;           // "" = the knob wayfinder.work_dir
   std::FILE* progress = nullptr;  // a progress line (\r-updated when it is a terminal)
   // Model-based searchers (deeptune): start warm from a saved model (transfer learning, §3.3),
-  // and save the trained model at the end ("" = WORK/models/<study>.model).
+  // and save the trained model at the end ("" = WORK/<study>/<search>.model). The starting
+  // model is stored with the study: a resume without model_in uses it, another one is refused.
   std::string model_in;
   std::string model_out;
 };

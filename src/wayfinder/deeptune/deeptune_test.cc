@@ -580,6 +580,68 @@ isolation: {netns: false}
   auto s2 = run_study(*j, **store, opts);
   ASSERT_TRUE(s2.is_ok()) << s2.status().to_string();
   EXPECT_EQ(s2->trials, 10);
+  // The study remembers where it started: resuming without --warm-start keeps that model,
+  // naming another one is refused before any trial runs.
+  auto info = (*store)->find_study("dt2");
+  ASSERT_TRUE(info.is_ok() && info->has_value());
+  EXPECT_EQ((*info)->model_in, model);
+  opts.model_in.clear();
+  opts.budget = 12;
+  auto resumed = run_study(*j, **store, opts);
+  ASSERT_TRUE(resumed.is_ok()) << resumed.status().to_string();
+  EXPECT_EQ(resumed->trials, 12);
+  opts.model_in = (dir_ / "dt2.model").string();
+  opts.budget = 14;
+  auto other = run_study(*j, **store, opts);
+  ASSERT_FALSE(other.is_ok());
+  EXPECT_EQ(other.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(other.status().message().find("warm from " + model), std::string::npos)
+      << other.status().to_string();
+  auto trials = (*store)->trials((*info)->id);
+  ASSERT_TRUE(trials.is_ok());
+  EXPECT_EQ(trials->size(), 12u);
+}
+
+// Searchers without a model refuse --save-model and --warm-start before the first trial.
+TEST_F(DeepTuneModelFileTest, ModelOptionsOnAModelFreeSearchAreRefusedUpFront) {
+  auto j = parse_job(R"Y(name: plain
+parameters:
+  - {name: x, type: int, range: [0, 20], default: 10}
+commands:
+  bench: 'echo "{\"score\": {{x}}}"'
+metric: {name: score, json: score, direction: maximize}
+isolation: {netns: false}
+)Y",
+                     "plain.yaml", dir_.string());
+  ASSERT_TRUE(j.is_ok()) << j.status().to_string();
+  auto store = StudyStore::open("sqlite:" + (dir_ / "p.db").string());
+  ASSERT_TRUE(store.is_ok());
+  StudyOptions opts{.study = "save",
+                    .search = "random",
+                    .budget = 5,
+                    .work_dir = (dir_ / "w").string(),
+                    .model_out = (dir_ / "never.model").string()};
+  auto s = run_study(*j, **store, opts);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("keeps no model"), std::string::npos);
+  opts.study = "warm";
+  opts.model_out.clear();
+  opts.model_in = (dir_ / "some.model").string();
+  s = run_study(*j, **store, opts);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("--warm-start needs --search deeptune"), std::string::npos)
+      << s.status().to_string();
+  // Refused runs leave no study behind, so the names stay free for a corrected run.
+  auto studies = (*store)->list_studies();
+  ASSERT_TRUE(studies.is_ok());
+  EXPECT_TRUE(studies->empty());
+  EXPECT_FALSE(fs::exists(dir_ / "never.model"));
+  opts.model_in.clear();
+  s = run_study(*j, **store, opts);
+  ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+  EXPECT_EQ(s->trials, 5);
 }
 
 }  // namespace

@@ -55,6 +55,7 @@ class DeepTuneSearch final : public Searcher {
   Result<std::vector<Configuration>> propose(std::span<const Observation> history,
                                              size_t n) override;
   void observe(const Observation& obs) override;
+  bool keeps_model() const override { return true; }
   Status save_model(const std::string& path) override;
   Result<Insight> explain(std::span<const Observation> history) override;
 

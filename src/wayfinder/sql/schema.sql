@@ -8,7 +8,8 @@ CREATE TABLE IF NOT EXISTS wf_study (
   job_text TEXT NOT NULL,
   search TEXT NOT NULL,
   seed BIGINT NOT NULL,
-  created_ns BIGINT NOT NULL
+  created_ns BIGINT NOT NULL,
+  model_in TEXT NOT NULL DEFAULT ''  -- the saved model the study started warm from ('' = cold)
 );
 CREATE TABLE IF NOT EXISTS wf_trial (
   study_id BIGINT NOT NULL REFERENCES wf_study (id),

@@ -458,6 +458,11 @@ int main(int argc, char** argv) {
         record("io", "para", rep, "iops", p->iops);
       else
         std::fprintf(stderr, "para io: %s\n", p.status().to_string().c_str());
+      auto pp = para_random_reads(file, io_core, depth, seconds, sluice::para::IdleMode::kPoll);
+      if (pp.is_ok())
+        record("io", "para-poll", rep, "iops", pp->iops);
+      else
+        std::fprintf(stderr, "para io (poll): %s\n", pp.status().to_string().c_str());
       auto f = fio_random_reads(file, io_core, depth, seconds);
       if (f.is_ok())
         record("io", "fio", rep, "iops", f->iops);

@@ -193,6 +193,7 @@ void File::IoAwaitable::await_suspend(std::coroutine_handle<> h) {
     io_uring_prep_read(sqe, file_->fd_, buf_, n, offset_);
   }
   io_uring_sqe_set_data(sqe, &op_);
+  op_.device = true;
   reactor_->track(&op_);
   submitted_ = true;
   if (token_ != nullptr)

@@ -102,5 +102,37 @@ PARA_TEST(FileTest, FilesystemWithoutODirectFallsBackOrFails) {
   std::filesystem::remove(path);
 }
 
+// With para.idle=sleep, a reactor with a file read in flight keeps polling for its completion
+// (para.io_spin_us) instead of sleeping and being woken per completion.
+Task<void> read_back_to_back() {
+  const std::string path = test_path("spin");
+  Result<File> f = co_await File::open(path, {.write = true, .create = true, .truncate = true});
+  if (!f.is_ok()) {
+    ADD_FAILURE() << f.status().to_string();
+    co_return;
+  }
+  Reactor& r = local_reactor();
+  Buffer buf = r.allocate(1 << 20);
+  std::memset(buf.data(), 7, buf.size());
+  EXPECT_EQ((co_await f->write_at(0, buf.span())).value_or(0), buf.size());
+  const uint64_t sleeps_before = r.stats().sleeps;
+  for (int i = 0; i < 200; ++i) {
+    Result<size_t> n = co_await f->read_at(static_cast<uint64_t>(i % 256) * 4096,
+                                           buf.span().subspan(0, 4096));
+    EXPECT_EQ(n.value_or(0), 4096u);
+  }
+  EXPECT_EQ(r.stats().sleeps, sleeps_before) << "the reactor slept with a read in flight";
+  f->close();
+  std::filesystem::remove(path);
+}
+
+TEST(FileTest, AReactorPollsInsteadOfSleepingWhileAReadIsInFlight) {
+  RuntimeOptions o = testing::testing_options();
+  o.idle = IdleMode::kSleep;
+  o.idle_spin = std::chrono::microseconds(0);  // with nothing in flight it would sleep at once
+  o.io_spin = std::chrono::seconds(1);         // far above any read's latency
+  testing::run_on_reactor(&read_back_to_back, o);
+}
+
 }  // namespace
 }  // namespace sluice::para

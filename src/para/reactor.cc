@@ -187,6 +187,8 @@ Status Reactor::setup() {
   spin_ns_ = o.idle == IdleMode::kPoll
                  ? 0
                  : std::chrono::duration_cast<std::chrono::nanoseconds>(o.idle_spin).count();
+  io_spin_ns_ = std::max(
+      spin_ns_, std::chrono::duration_cast<std::chrono::nanoseconds>(o.io_spin).count());
 
   ArenaOptions ao;
   ao.size = o.arena_size;
@@ -327,7 +329,7 @@ void Reactor::loop() {
       const int64_t now = monotonic_ns();
       if (last_work_ns_ == 0)
         last_work_ns_ = now;
-      if (now - last_work_ns_ >= spin_ns_) {
+      if (now - last_work_ns_ >= (device_inflight_ > 0 ? io_spin_ns_ : spin_ns_)) {
         idle_wait();
         last_work_ns_ = 0;
       }
@@ -430,6 +432,7 @@ void Reactor::track(IoOp* op) {
     inflight_->iprev = op;
   inflight_ = op;
   ++inflight_count_;
+  device_inflight_ += op->device ? 1 : 0;
   ++stats_.io_submitted;
 }
 
@@ -442,6 +445,7 @@ void Reactor::untrack(IoOp* op) {
     inflight_ = op->inext;
   op->iprev = op->inext = nullptr;
   --inflight_count_;
+  device_inflight_ -= op->device ? 1 : 0;
 }
 
 void Reactor::cancel_op(IoOp* op) {

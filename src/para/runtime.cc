@@ -53,6 +53,13 @@ const IntKnob kIdleSpin({.name = "para.idle_spin_us",
                          .stage = KnobStage::kStart,
                          .help = "with para.idle=sleep, how long a reactor keeps polling after "
                                  "its last work before it sleeps"});
+const IntKnob kIoSpin({.name = "para.io_spin_us",
+                       .default_value = 1000,
+                       .min = 0,
+                       .max = 1'000'000,
+                       .stage = KnobStage::kStart,
+                       .help = "with para.idle=sleep and a file read or write in flight, how long "
+                               "a reactor keeps polling after its last work before it sleeps"});
 const IntKnob kOffloadThreads({.name = "para.offload_threads",
                                .default_value = 2,
                                .min = 1,
@@ -85,6 +92,7 @@ Result<RuntimeOptions> RuntimeOptions::from_knobs() {
   o.idle = kIdle.get() == "poll" ? IdleMode::kPoll : IdleMode::kSleep;
   o.offload_threads = static_cast<int>(kOffloadThreads.get());
   o.idle_spin = std::chrono::microseconds(kIdleSpin.get());
+  o.io_spin = std::chrono::microseconds(kIoSpin.get());
   o.shutdown_timeout = std::chrono::milliseconds(kShutdownTimeout.get());
   return o;
 }

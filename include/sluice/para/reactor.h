@@ -101,6 +101,7 @@ class IoOp : public Cancellable {
   Reactor* reactor = nullptr;
   int cancel_fd = -1;     // ≥ 0: cancelling cancels every request on this fd (linked pairs)
   int fd_cancels = 0;     // cancel-by-fd sweeps issued for this operation
+  bool device = false;    // a file read or write: completes soon, so the reactor polls for it
   IoOp* iprev = nullptr;  // the reactor's in-flight list
   IoOp* inext = nullptr;
 };
@@ -221,6 +222,8 @@ class Reactor {
   bool stopping_ = false;
   IdleMode idle_ = IdleMode::kSleep;
   int64_t spin_ns_ = 0;       // keep polling this long after the last work
+  int64_t io_spin_ns_ = 0;    // … while a device operation is in flight
+  uint64_t device_inflight_ = 0;
   int64_t last_work_ns_ = 0;  // when the loop last found nothing to do (0: it just worked)
   int event_fd_ = -1;
   std::atomic<bool> sleeping_{false};

@@ -59,12 +59,17 @@ struct RuntimeOptions {
   // With kSleep: keep polling this long after the last work before sleeping (a message or
   // completion that arrives meanwhile costs no wake-up).
   std::chrono::microseconds idle_spin{50};
+  // With kSleep and a file read or write in flight: keep polling this long after the last work.
+  // A device completes in tens to hundreds of µs, and a sleep and wake-up per completion (tens
+  // of µs on a virtual machine) leaves the device's queue short for that long.
+  std::chrono::microseconds io_spin{1000};
   int offload_threads = 2;
   size_t queue_capacity = 4096;  // slots of each inbound OQueue
   std::chrono::milliseconds shutdown_timeout{5000};
 
   // The knobs: para.cores, para.arena_size_mb, para.huge_pages, para.ring_depth, para.sqpoll,
-  // para.idle, para.idle_spin_us, para.offload_threads, para.shutdown_timeout_ms. Errors: a
+  // para.idle, para.idle_spin_us, para.io_spin_us, para.offload_threads,
+  // para.shutdown_timeout_ms. Errors: a
   // malformed para.cores.
   static Result<RuntimeOptions> from_knobs();
 };

@@ -117,8 +117,8 @@ Task<void> read_back_to_back() {
   EXPECT_EQ((co_await f->write_at(0, buf.span())).value_or(0), buf.size());
   const uint64_t sleeps_before = r.stats().sleeps;
   for (int i = 0; i < 200; ++i) {
-    Result<size_t> n = co_await f->read_at(static_cast<uint64_t>(i % 256) * 4096,
-                                           buf.span().subspan(0, 4096));
+    Result<size_t> n =
+        co_await f->read_at(static_cast<uint64_t>(i % 256) * 4096, buf.span().subspan(0, 4096));
     EXPECT_EQ(n.value_or(0), 4096u);
   }
   EXPECT_EQ(r.stats().sleeps, sleeps_before) << "the reactor slept with a read in flight";

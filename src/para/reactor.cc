@@ -187,8 +187,8 @@ Status Reactor::setup() {
   spin_ns_ = o.idle == IdleMode::kPoll
                  ? 0
                  : std::chrono::duration_cast<std::chrono::nanoseconds>(o.idle_spin).count();
-  io_spin_ns_ = std::max(
-      spin_ns_, std::chrono::duration_cast<std::chrono::nanoseconds>(o.io_spin).count());
+  io_spin_ns_ =
+      std::max(spin_ns_, std::chrono::duration_cast<std::chrono::nanoseconds>(o.io_spin).count());
 
   ArenaOptions ao;
   ao.size = o.arena_size;

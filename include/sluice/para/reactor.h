@@ -221,8 +221,8 @@ class Reactor {
   uint64_t inflight_count_ = 0;
   bool stopping_ = false;
   IdleMode idle_ = IdleMode::kSleep;
-  int64_t spin_ns_ = 0;       // keep polling this long after the last work
-  int64_t io_spin_ns_ = 0;    // … while a device operation is in flight
+  int64_t spin_ns_ = 0;     // keep polling this long after the last work
+  int64_t io_spin_ns_ = 0;  // … while a device operation is in flight
   uint64_t device_inflight_ = 0;
   int64_t last_work_ns_ = 0;  // when the loop last found nothing to do (0: it just worked)
   int event_fd_ = -1;

@@ -228,7 +228,7 @@ Task<void> serve_connection(TcpStream stream, const std::string* response, size_
   size_t have = 0;
   std::string out;
   // The answer to the last batch of requests, sent linked ahead of the next recv: one
-  // submission and one completion per request. One request's answer is the shared response
+  // submission and one resume per request. One request's answer is the shared response
   // itself (no copy); a pipelined batch's is `out`, untouched until the recv completes.
   const char* reply = nullptr;
   size_t reply_len = 0;

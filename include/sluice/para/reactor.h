@@ -237,14 +237,10 @@ Reactor* this_reactor();
 // The same, asserting that the caller is on a reactor.
 Reactor& local_reactor();
 
-// The generic I/O awaitable: `prep` fills the SQE. Resumes with the CQE's res (≥ 0, or -errno;
-// -ECANCELED when cancelled or the runtime is stopping).
-template <typename Prep>
-class IoAwaitable {
+// What the ring awaitables share: the operation and its token, the early completion when the
+// runtime stops or the token was cancelled, and the final result.
+class IoAwaitableBase {
  public:
-  IoAwaitable(Reactor& r, Prep prep, CancelToken* token) : prep_(prep), token_(token) {
-    op_.reactor = &r;
-  }
   bool await_ready() noexcept {
     if (op_.reactor->stopping() || (token_ != nullptr && token_->cancelled())) {
       op_.res = -ECANCELED;
@@ -252,25 +248,41 @@ class IoAwaitable {
     }
     return false;
   }
-  void await_suspend(std::coroutine_handle<> h) {
-    op_.waiter = h;
-    io_uring_sqe* sqe = op_.reactor->get_sqe();
-    prep_(sqe);
-    io_uring_sqe_set_data(sqe, &op_);
-    op_.reactor->track(&op_);
-    if (token_ != nullptr)
-      token_->attach(&op_);
-  }
   int32_t await_resume() noexcept {
     if (token_ != nullptr)
       token_->detach(&op_);
     return op_.res;
   }
 
- private:
-  Prep prep_;
+ protected:
+  IoAwaitableBase(Reactor& r, CancelToken* token) : token_(token) { op_.reactor = &r; }
+  // `sqe`, already filled, is the one whose completion resumes `h`.
+  void arm(std::coroutine_handle<> h, io_uring_sqe* sqe) {
+    op_.waiter = h;
+    io_uring_sqe_set_data(sqe, &op_);
+    op_.reactor->track(&op_);
+    if (token_ != nullptr)
+      token_->attach(&op_);
+  }
+
   CancelToken* token_;
   IoOp op_;
+};
+
+// The generic I/O awaitable: `prep` fills the SQE. Resumes with the CQE's res (≥ 0, or -errno;
+// -ECANCELED when cancelled or the runtime is stopping).
+template <typename Prep>
+class IoAwaitable : public IoAwaitableBase {
+ public:
+  IoAwaitable(Reactor& r, Prep prep, CancelToken* token) : IoAwaitableBase(r, token), prep_(prep) {}
+  void await_suspend(std::coroutine_handle<> h) {
+    io_uring_sqe* sqe = op_.reactor->get_sqe();
+    prep_(sqe);
+    arm(h, sqe);
+  }
+
+ private:
+  Prep prep_;
 };
 
 template <typename Prep>
@@ -287,43 +299,24 @@ IoAwaitable<Prep> io(Prep prep, CancelToken* token = nullptr) {
 // with IOSQE_CQE_SKIP_SUCCESS on a link's head the kernel drops the completions of the linked
 // requests too when the head fails, and `then` would never resume.)
 template <typename First, typename Then>
-class LinkedIoAwaitable {
+class LinkedIoAwaitable : public IoAwaitableBase {
  public:
   LinkedIoAwaitable(Reactor& r, int fd, First first, Then then, CancelToken* token)
-      : first_(first), then_(then), token_(token) {
-    op_.reactor = &r;
+      : IoAwaitableBase(r, token), first_(first), then_(then) {
     op_.cancel_fd = fd;
   }
-  bool await_ready() noexcept {
-    if (op_.reactor->stopping() || (token_ != nullptr && token_->cancelled())) {
-      op_.res = -ECANCELED;
-      return true;
-    }
-    return false;
-  }
   void await_suspend(std::coroutine_handle<> h) {
-    op_.waiter = h;
     auto [a, b] = op_.reactor->get_sqe_pair();
     first_(a);
     io_uring_sqe_set_data64(a, 0);  // its completion is dropped by the reactor
     a->flags |= IOSQE_IO_LINK;
     then_(b);
-    io_uring_sqe_set_data(b, &op_);
-    op_.reactor->track(&op_);
-    if (token_ != nullptr)
-      token_->attach(&op_);
-  }
-  int32_t await_resume() noexcept {
-    if (token_ != nullptr)
-      token_->detach(&op_);
-    return op_.res;
+    arm(h, b);
   }
 
  private:
   First first_;
   Then then_;
-  CancelToken* token_;
-  IoOp op_;
 };
 
 template <typename First, typename Then>

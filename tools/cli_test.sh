@@ -8,32 +8,20 @@ trap 'rm -rf "$tmp"' EXIT
 failed=0
 passed=0
 
-# expect <wanted exit: 0 or nonzero> <text the output must contain> -- command...
+# expect <0 | nonzero | N> <text the output must contain> -- command...
+#   0: success; nonzero: any failure; N: exactly that exit code.
 expect() {
   local want=$1 needle=$2
   shift 3
-  local out rc
+  local out rc ok
   out=$("$@" 2>&1)
   rc=$?
-  if { [[ $want == 0 && $rc -ne 0 ]] || [[ $want != 0 && $rc -eq 0 ]]; } ||
-     [[ -n $needle && $out != *"$needle"* ]]; then
+  case $want in
+    nonzero) ((rc != 0)) && ok=1 || ok=0 ;;
+    *) ((rc == want)) && ok=1 || ok=0 ;;
+  esac
+  if ((!ok)) || [[ -n $needle && $out != *"$needle"* ]]; then
     echo "FAIL: $* -> exit $rc (wanted $want), output lacks '$needle':"
-    echo "$out" | head -20 | sed 's/^/    /'
-    failed=$((failed + 1))
-  else
-    passed=$((passed + 1))
-  fi
-}
-
-# expect_exit <exact exit code> <text the output must contain> -- command...
-expect_exit() {
-  local want=$1 needle=$2
-  shift 3
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  if [[ $rc -ne $want || $out != *"$needle"* ]]; then
-    echo "FAIL: $* -> exit $rc (wanted exactly $want), output lacks '$needle':"
     echo "$out" | head -20 | sed 's/^/    /'
     failed=$((failed + 1))
   else
@@ -58,27 +46,27 @@ expect 0 "debug  flag" -- env SLUICE_LOG_LEVEL=info "$sluice" --config "$tmp/k.y
   --set log.level=debug knobs log.
 
 # Bad input: a message a user can act on, and a non-zero exit.
-expect 1 "one of trace, debug, info, warn, error, off" -- "$sluice" --set log.level=loud knobs
-expect 1 "did you mean 'log.level'" -- "$sluice" --set log.levle=info knobs
-expect 1 "expected <knob>=<value>" -- "$sluice" --set log.level knobs
-expect 1 "SLUICE_LOG_LEVEL" -- env SLUICE_LOG_LEVEL=loud "$sluice" knobs
-expect_exit 2 "--no-such-flag" -- "$sluice" --no-such-flag
-expect_exit 2 "--bogus" -- "$sluice" knobs --bogus
-expect_exit 2 "valid: an integer in [2, 512]" -- "$sluice" --set zicio.ring_buffers=100000 knobs
-expect 1 "nosuchcommand" -- "$sluice" nosuchcommand
-expect 1 "choose a command" -- "$sluice"
-expect 1 "no demo step 'nope'" -- "$sluice" demo --only nope
-expect 1 "no knob starts with" -- "$sluice" knobs zzz.
+expect nonzero "one of trace, debug, info, warn, error, off" -- "$sluice" --set log.level=loud knobs
+expect nonzero "did you mean 'log.level'" -- "$sluice" --set log.levle=info knobs
+expect nonzero "expected <knob>=<value>" -- "$sluice" --set log.level knobs
+expect nonzero "SLUICE_LOG_LEVEL" -- env SLUICE_LOG_LEVEL=loud "$sluice" knobs
+expect 2 "--no-such-flag" -- "$sluice" --no-such-flag
+expect 2 "--bogus" -- "$sluice" knobs --bogus
+expect 2 "valid: an integer in [2, 512]" -- "$sluice" --set zicio.ring_buffers=100000 knobs
+expect nonzero "nosuchcommand" -- "$sluice" nosuchcommand
+expect nonzero "choose a command" -- "$sluice"
+expect nonzero "no demo step 'nope'" -- "$sluice" demo --only nope
+expect nonzero "no knob starts with" -- "$sluice" knobs zzz.
 printf 'log: [1, 2\n' > "$tmp/bad.yaml"
-expect 1 "bad.yaml" -- "$sluice" --config "$tmp/bad.yaml" knobs
-expect 1 "" -- "$sluice" --config "$tmp/missing.yaml" knobs
+expect nonzero "bad.yaml" -- "$sluice" --config "$tmp/bad.yaml" knobs
+expect nonzero "" -- "$sluice" --config "$tmp/missing.yaml" knobs
 
 # Modules' commands on the embedded default, kept inside the temp dir.
 export SLUICE_DBOS_DATA_DIR=$tmp
 expect 0 "fifo" -- "$sluice" sched list
 expect 0 "1" -- "$sluice" sql "SELECT 1"
-expect 1 "unknown backend" -- "$sluice" sql --backend mysql://x "SELECT 1"
-expect 1 "no IPC endpoint" -- "$sluice" ipc send --from 1 --to 999 x
+expect nonzero "unknown backend" -- "$sluice" sql --backend mysql://x "SELECT 1"
+expect nonzero "no IPC endpoint" -- "$sluice" ipc send --from 1 --to 999 x
 expect 0 "stats" -- "$sluice" oq --help
 expect 0 "serve" -- "$sluice" para --help
 expect 0 "run" -- "$sluice" tune --help

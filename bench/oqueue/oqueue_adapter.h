@@ -57,11 +57,11 @@ class OQueueAdapter {
 
   struct Producer {
     Queue::Producer h;
-    void put(std::uint64_t v) { h.put(v); }
+    [[gnu::always_inline]] void put(std::uint64_t v) { h.put(v); }
   };
   struct Consumer {
     Queue::Consumer h;
-    std::uint64_t take() { return h.take(); }
+    [[gnu::always_inline]] std::uint64_t take() { return h.take(); }
   };
   struct StrongObserver {
     Queue::StrongObserver h;

@@ -1,8 +1,9 @@
 // Single-thread micro-benchmarks of OQueue's data-structure cost, with no transfer of control:
 //
 //   BM_PlainCall          a noinline call passing one argument: the baseline
-//   BM_QueuedCall         the same argument put into an OQueue and taken out again, then the call
-//                         (the paper measures 7 ns vs 11 ns; sluice's goal is a ratio <= 1.5)
+//   BM_QueuedCall<q>      the same argument put into a queue and taken out again, then the call
+//                         (the paper measures 7 ns vs 11 ns; sluice's goal is a ratio <= 1.5),
+//                         for OQueue (MPMC and SPSC mode) and the leanest peers
 //   BM_UnobservedPut      put with only the producer attached: no consumer, no observer, so no
 //                         data is kept (goal: <= 2 ns)
 //   BM_PutTake<peer>      put + take on one thread for the peers, for scale (null mode of the
@@ -36,8 +37,11 @@ void BM_PlainCall(benchmark::State& state) {
 }
 BENCHMARK(BM_PlainCall);
 
+// The argument goes through the queue first: put, take, then the same call. Run for OQueue in
+// both modes and for the peers, so the ratio to BM_PlainCall is read against the leanest queue.
+template <class Adapter>
 void BM_QueuedCall(benchmark::State& state) {
-  OQueueAdapter<WaitPolicy::kSpin> q("bench.queued_call");
+  Adapter q("bench.queued_call");
   auto producer = q.producer();
   auto consumer = q.consumer();
   std::uint64_t v = 1;
@@ -46,8 +50,13 @@ void BM_QueuedCall(benchmark::State& state) {
     callee(consumer.take());
     ++v;
   }
+  state.SetLabel(std::string(Adapter::kName));
 }
-BENCHMARK(BM_QueuedCall);
+BENCHMARK_TEMPLATE(BM_QueuedCall, OQueueAdapter<WaitPolicy::kSpin>);
+BENCHMARK_TEMPLATE(BM_QueuedCall, OQueueAdapter<WaitPolicy::kSpin, true>);
+BENCHMARK_TEMPLATE(BM_QueuedCall, sluice::oq::bench::BoostSpscAdapter);
+BENCHMARK_TEMPLATE(BM_QueuedCall, sluice::oq::bench::ReaderWriterQueueAdapter);
+BENCHMARK_TEMPLATE(BM_QueuedCall, sluice::oq::bench::AtomicQueueAdapter);
 
 void BM_UnobservedPut(benchmark::State& state) {
   OQueueAdapter<WaitPolicy::kSpin> q("bench.unobserved");
@@ -76,6 +85,7 @@ void BM_PutTake(benchmark::State& state) {
   state.SetLabel(std::string(Adapter::kName));
 }
 BENCHMARK_TEMPLATE(BM_PutTake, OQueueAdapter<WaitPolicy::kSpin>);
+BENCHMARK_TEMPLATE(BM_PutTake, OQueueAdapter<WaitPolicy::kSpin, true>);
 BENCHMARK_TEMPLATE(BM_PutTake, sluice::oq::bench::AtomicQueueAdapter);
 BENCHMARK_TEMPLATE(BM_PutTake, sluice::oq::bench::XeniumVyukovAdapter);
 BENCHMARK_TEMPLATE(BM_PutTake, sluice::oq::bench::ReaderWriterQueueAdapter);

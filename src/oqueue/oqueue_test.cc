@@ -585,6 +585,45 @@ TEST_P(SingleModeTest, ConsumedSlotsDoNotOpenTheGateForALaterStrongObserver) {
   }
 }
 
+// A producer that has been putting to consumers alone (the lean path of a single-producer queue)
+// must notice every later attach and detach at its next put: history, observers and the
+// unheard count each see exactly the messages of their time.
+TEST_P(SingleModeTest, EachPutFollowsTheAttachmentsOfItsMoment) {
+  OQueue<int> q("single.shapes", 4, options());
+  auto p = q.attach_producer(WaitPolicy::kSpin);
+  auto c = q.attach_consumer(WaitPolicy::kSpin);
+  int next = 0;
+  auto round = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      ASSERT_TRUE(p.try_put(next));
+      ASSERT_EQ(c.take(), next);
+      ++next;
+    }
+  };
+  round(9);  // more than two laps: the cached limit runs out and the slot gate opens it
+  auto w = q.attach_weak_observer(4);
+  round(3);
+  EXPECT_EQ(w.history(4), (std::vector<int>{9, 10, 11}));
+  w.detach();
+  round(2);
+  auto s = q.attach_strong_observer(WaitPolicy::kSpin);
+  round(1);
+  EXPECT_EQ(s.strong_observe(), 14);
+  EXPECT_FALSE(s.try_strong_observe().has_value());
+  s.detach();
+  round(5);
+  c.detach();
+  ASSERT_TRUE(p.try_put(100));  // nobody attached: unheard, nothing kept
+  c = q.attach_consumer(WaitPolicy::kSpin);
+  EXPECT_FALSE(c.try_take().has_value());
+  round(2);
+  const QueueStats st = q.stats();
+  EXPECT_EQ(st.puts, 23u);
+  EXPECT_EQ(st.captures, 22u);
+  EXPECT_EQ(st.takes, 22u);
+  EXPECT_EQ(st.observes, 1u);
+}
+
 TEST_P(SingleModeTest, SecondProducerOrConsumerIsRefusedAndSerialReuseWorks) {
   OQueue<int> q("single.refuse", 8, options());
   for (int round = 0; round < 3; ++round) {

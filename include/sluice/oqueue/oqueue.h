@@ -277,6 +277,8 @@ class OQueue {
   static constexpr uint64_t kCaptureMask = 31;
   static constexpr int kGenShift = 8;
   static constexpr uint64_t kNoLimit = ~uint64_t{0};
+  // Never a config: flag bit 7 is never set.
+  static constexpr uint64_t kNoFastPath = ~uint64_t{0};
 
   struct alignas(detail::kCacheLine) Slot {
     std::atomic<uint64_t> seq{0};
@@ -354,6 +356,9 @@ class OQueue {
     p.limit_ = gate == kNoLimit ? kNoLimit : gate + cap_;
     p.gen_ = cfg >> kGenShift;
     p.slot_gate_ = (cfg & kConsumers) != 0 && (cfg & (kStrongAll | kStrongFiltered)) == 0;
+    // The lean path of put_impl() covers the one common shape: an owned head_ with the
+    // asymmetric barrier, consumers and nothing else attached.
+    p.fast_cfg_ = (asym_ && sp_ && (cfg & 0xff) == kConsumers) ? cfg : kNoFastPath;
   }
   // Whether the gates let `t` be written (I1 a): below the cached limit, or — with consumers
   // and no strong observer — the consumer group took ticket t - cap, which the slot's own
@@ -402,10 +407,12 @@ class OQueue {
 
   [[gnu::always_inline]] bool put_impl(Producer& p, const T& v, const Deadline* deadline,
                                        bool try_only);
-  bool capture(Producer& p, const T& v, uint64_t cfg, const Deadline* deadline, bool try_only);
+  [[gnu::noinline]] bool capture(Producer& p, const T& v, uint64_t cfg, const Deadline* deadline,
+                                bool try_only);
   bool put_main(Producer& p, const T& v, const Deadline* deadline, bool try_only);
   [[gnu::always_inline]] bool put_main_single(Producer& p, const T& v, const Deadline* deadline,
                                               bool try_only);
+  [[gnu::noinline]] void finish_single(Producer& p, const T& v, uint64_t t, uint64_t cfg);
   void put_history_single(Producer& p, const T& v);
   void quiesce_history_writer_locked();
   [[gnu::always_inline]] std::optional<T> try_take_single(Consumer& c);
@@ -514,13 +521,15 @@ class OQueue<T>::Producer {
       limit_ = o.limit_;
       gen_ = o.gen_;
       slot_gate_ = o.slot_gate_;
+      fast_cfg_ = o.fast_cfg_;
       policy_ = o.policy_;
     }
     return *this;
   }
   ~Producer() { detach(); }
 
-  void put(const T& v) { q_->put_impl(*this, v, nullptr, false); }
+  // Inlined into the caller: its fast path is a few instructions, the rest is out of line.
+  [[gnu::always_inline]] void put(const T& v) { q_->put_impl(*this, v, nullptr, false); }
   [[nodiscard]] bool try_put(const T& v) { return q_->put_impl(*this, v, nullptr, true); }
   [[nodiscard]] bool put_until(const T& v, Deadline deadline) {
     return q_->put_impl(*this, v, &deadline, false);
@@ -539,6 +548,7 @@ class OQueue<T>::Producer {
   uint64_t limit_ = 0;           // cached: first ticket the gates forbid
   uint64_t gen_ = ~uint64_t{0};  // config generation limit_ was computed under
   bool slot_gate_ = false;       // under gen_, the consumers' `taken` words may open the gate
+  uint64_t fast_cfg_ = kNoFastPath;  // the config under which put_impl's lean path is valid
   WaitPolicy policy_ = WaitPolicy::kBlock;
 };
 
@@ -561,7 +571,7 @@ class OQueue<T>::Consumer {
   }
   ~Consumer() { detach(); }
 
-  T take() {
+  [[gnu::always_inline]] T take() {
     if (std::optional<T> v = q_->try_take_impl(*this)) [[likely]]
       return *v;
     return *q_->take_impl(*this, nullptr);
@@ -784,11 +794,32 @@ template <typename T>
     bump(p.c_->unheard);
     return true;
   }
+  if (cfg == p.fast_cfg_) [[likely]] {
+    // put_main_single() for its common case (fast_cfg_ implies sp_ and asym_). Only this
+    // producer writes the main ring's seq words, so the previous lap's occupant is published
+    // (I1 b); the cached limit or the slot gate (consumers only; t ≥ limit_ ≥ cap_ there) is
+    // (I1 a). The claim is advance_owned()'s plain store.
+    const uint64_t t = head_.value.load(std::memory_order_relaxed);
+    Slot& s = slot(t);
+    if (t < p.limit_ || s.taken.load(std::memory_order_acquire) == t - cap_ + 1) [[likely]] {
+      head_.value.store(t + 1, std::memory_order_release);
+      detail::light_barrier();
+      const uint64_t after = config_.load(std::memory_order_seq_cst);
+      if (after == cfg) [[likely]] {
+        store_payload(s, v);
+        s.seq.store(t + 1, std::memory_order_release);
+      } else {
+        finish_single(p, v, t, after);
+      }
+      bump(p.c_->captures);
+      return true;
+    }
+  }
   return capture(p, v, cfg, deadline, try_only);
 }
 
 template <typename T>
-inline bool OQueue<T>::capture(Producer& p, const T& v, uint64_t cfg, const Deadline* deadline,
+bool OQueue<T>::capture(Producer& p, const T& v, uint64_t cfg, const Deadline* deadline,
                                bool try_only) {
   bool to_ring = (cfg & (kConsumers | kStrongAll)) != 0;
   bool to_history = (cfg & kWeakAll) != 0;
@@ -912,8 +943,24 @@ template <typename T>
   }
   const uint64_t cfg = advance_owned(head_, t + 1);
   // Same generation: the limit checked above still holds (and only we write slots).
-  if ((cfg >> kGenShift) != p.gen_ && (refresh_gate(p, cfg), !space_for(p, t))) [[unlikely]] {
-    // A consumer group or strong observer attached since the check above (I4: publish anyway).
+  if ((cfg >> kGenShift) != p.gen_) [[unlikely]] {
+    finish_single(p, v, t, cfg);
+    return true;
+  }
+  Slot& s = slot(t);
+  store_payload(s, v);
+  s.seq.store(t + 1, std::memory_order_release);
+  if (cfg & kDataSleepers)
+    notify_after_owned(head_, data_ev_);
+  return true;
+}
+
+// Publishes ticket t, already claimed by the single producer, when the config read after the
+// claim (`cfg`) differs from the one its gate was checked under.
+template <typename T>
+void OQueue<T>::finish_single(Producer& p, const T& v, uint64_t t, uint64_t cfg) {
+  if ((cfg >> kGenShift) != p.gen_ && (refresh_gate(p, cfg), !space_for(p, t))) {
+    // A consumer group or strong observer attached since the check (I4: publish anyway).
     wait_loop(
         p.policy_, space_ev_, nullptr, p.c_,
         [&] {
@@ -927,7 +974,6 @@ template <typename T>
   s.seq.store(t + 1, std::memory_order_release);
   if (cfg & kDataSleepers)
     notify_after_owned(head_, data_ev_);
-  return true;
 }
 
 // Single producer with the asymmetric barrier: hist_head_ and the slot versions are ours; the

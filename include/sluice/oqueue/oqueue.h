@@ -408,7 +408,7 @@ class OQueue {
   [[gnu::always_inline]] bool put_impl(Producer& p, const T& v, const Deadline* deadline,
                                        bool try_only);
   [[gnu::noinline]] bool capture(Producer& p, const T& v, uint64_t cfg, const Deadline* deadline,
-                                bool try_only);
+                                 bool try_only);
   bool put_main(Producer& p, const T& v, const Deadline* deadline, bool try_only);
   [[gnu::always_inline]] bool put_main_single(Producer& p, const T& v, const Deadline* deadline,
                                               bool try_only);
@@ -545,9 +545,9 @@ class OQueue<T>::Producer {
   friend class OQueue<T>;
   OQueue* q_ = nullptr;
   HandleCounters* c_ = nullptr;
-  uint64_t limit_ = 0;           // cached: first ticket the gates forbid
-  uint64_t gen_ = ~uint64_t{0};  // config generation limit_ was computed under
-  bool slot_gate_ = false;       // under gen_, the consumers' `taken` words may open the gate
+  uint64_t limit_ = 0;               // cached: first ticket the gates forbid
+  uint64_t gen_ = ~uint64_t{0};      // config generation limit_ was computed under
+  bool slot_gate_ = false;           // under gen_, the consumers' `taken` words may open the gate
   uint64_t fast_cfg_ = kNoFastPath;  // the config under which put_impl's lean path is valid
   WaitPolicy policy_ = WaitPolicy::kBlock;
 };
@@ -820,7 +820,7 @@ template <typename T>
 
 template <typename T>
 bool OQueue<T>::capture(Producer& p, const T& v, uint64_t cfg, const Deadline* deadline,
-                               bool try_only) {
+                        bool try_only) {
   bool to_ring = (cfg & (kConsumers | kStrongAll)) != 0;
   bool to_history = (cfg & kWeakAll) != 0;
   if ((cfg & (kStrongFiltered | kWeakFiltered)) != 0) [[unlikely]] {

@@ -54,7 +54,7 @@ echo "$desc"
 run() { [[ $steps == *" $1 "* ]]; }
 # 1. Key configurations: every method at each worker rate, fio's ceiling, interleaved.
 if run seq; then
-  "$b" --file "$file" --tag seq --methods pread,direct,uring,uring-thp,zicio,zicio-thread,fio \
+  "$b" --file "$file" --tag seq --methods pread,direct,uring,uring-thp,zicio,zicio-thread,zicio-task,fio \
     --rates 0,512M,1G \
     --req 256K --uring-req 2M --reps "$reps" \
     | grep --line-buffered "^{" | tee "$out/zicio_seq.jsonl"
@@ -62,13 +62,13 @@ fi
 # 2. Request-size sweep, unlimited worker, on the file's first $sweep_bytes (O_DIRECT pread of
 #    4 KiB requests is one request at a time and would take minutes over 8 GiB).
 if run sweep; then
-  "$b" --file "$file" --tag sweep --methods pread,direct,uring,zicio,zicio-thread,zicio-q16 --rates 0 \
+  "$b" --file "$file" --tag sweep --methods pread,direct,uring,uring-thp,zicio,zicio-thread,zicio-task,zicio-q16 --rates 0 \
     --req 4K,16K,64K,256K --bytes "$sweep_bytes" --reps "$sweep_reps" \
     | grep --line-buffered "^{" | tee "$out/zicio_sweep.jsonl"
 fi
 # 3. Disjoint range scans: odd-numbered batches of the first $range_bytes.
 if run ranges; then
-  "$b" --file "$file" --tag ranges --methods pread,direct,uring,zicio,zicio-thread,zicio-q16 --rates 0 \
+  "$b" --file "$file" --tag ranges --methods pread,direct,uring,uring-thp,zicio,zicio-thread,zicio-task,zicio-q16 --rates 0 \
     --req 256K --uring-req 2M --ranges 64K,1M,16M,64M --bytes "$range_bytes" \
     --reps "$range_reps" \
     | grep --line-buffered "^{" | tee "$out/zicio_ranges.jsonl"

@@ -20,11 +20,12 @@ from collections import OrderedDict, defaultdict
 from pathlib import Path
 
 METHODS = ["pread", "direct", "uring", "uring-q4", "uring-thp", "uring-thp-q4", "zicio",
-           "zicio-thread", "zicio-q16", "fio", "fio-q4"]
+           "zicio-thread", "zicio-task", "zicio-q16", "fio", "fio-q4"]
 LABEL = {
     "uring-q4": "io_uring, 4 × 2 MiB in flight",
     "zicio-q16": "zicio, max_inflight 16",
     "zicio-thread": "zicio, control loop on its own thread",
+    "zicio-task": "zicio, worker a task on the loop's reactor",
     "uring-thp": "io_uring on huge pages (THP), 32 MiB in flight",
     "uring-thp-q4": "io_uring on huge pages, 4 × 2 MiB in flight",
     "fio-q4": "fio (io_uring, 2M × 4)",
@@ -202,7 +203,7 @@ def plots(runs, out: Path, prefix: str):
     colors = {"pread": "tab:blue", "direct": "tab:orange", "uring": "tab:green",
               "zicio": "tab:red", "fio": "black", "uring-q4": "tab:olive",
               "zicio-q16": "tab:pink", "fio-q4": "tab:gray", "uring-thp": "tab:cyan",
-              "zicio-thread": "tab:brown"}
+              "zicio-thread": "tab:brown", "zicio-task": "tab:purple"}
 
     # Throughput vs request size (sweep tag, unlimited worker) with zicio and fio as levels.
     sweep = [r for r in runs if r["tag"] == "sweep"]
@@ -216,7 +217,7 @@ def plots(runs, out: Path, prefix: str):
             if by:
                 xs = sorted(by)
                 ax.plot(xs, [med(by[x]) for x in xs], "o-", color=colors[m], label=LABEL[m])
-        for m in ("zicio", "zicio-q16", "fio"):
+        for m in ("zicio", "zicio-q16", "zicio-task", "fio"):
             tag = "seq" if m == "fio" else "sweep"
             v = [r["gib_per_s"] for r in runs
                  if r["tag"] == tag and r["method"] == m and r["rate"] == 0 and r["batch"] == 0]
@@ -335,6 +336,15 @@ def main():
         md += ["## Goals, control loop on its own thread (zicio-thread)\n",
                "Only the tables that ran zicio-thread count here.\n",
                goals(t_seq, t_sweep, t_rng, "zicio-thread")]
+    if any(r["method"] == "zicio-task" for r in runs):
+        # The worker as a task of the reactor hosting the loop: unlimited worker only (a
+        # rate-holding spin would hold the loop's reactor), so goal (a) has no row here.
+        _, t_seq = seq_table(runs, "seq", "zicio-task")
+        _, t_sweep = seq_table(runs, "sweep", "zicio-task")
+        _, t_rng = seq_table(runs, "ranges", "zicio-task")
+        md += ["## Goals, worker a task on the loop's reactor (zicio-task)\n",
+               "Unlimited worker only; ratios against zicio-task in the same repetition.\n",
+               goals(t_seq, t_sweep, t_rng, "zicio-task")]
     (out / f"{args.prefix}_results.md").write_text("\n".join(md))
     (out / f"{args.prefix}_results.json").write_text(json.dumps(
         {"runs": runs, "seq": seq_sum, "sweep": sweep_sum, "ranges": rng_sum}, indent=1))

@@ -16,6 +16,9 @@
 // The worker (every method) runs pinned to the first core the process may use, zicio's control
 // loop to the last; fio runs in its own process, unpinned.
 //   zicio-q16  zicio with max_inflight = 16 (as many reads in flight as fio and uring)
+//   zicio-task zicio with the worker a task of the reactor hosting the control loop, awaiting
+//              pages with next_page (one core for both, no cross-core wake-up); unlimited rate
+//              only (a rate-holding spin would hold the loop's reactor too)
 //   uring-qN   io_uring with N reads in flight (e.g. uring-q4: 4 × 2 MiB, zicio's default)
 //   uring-thp  io_uring with buffers on transparent huge pages (as zicio's ring); uring-thp-qN
 //   fio        fio --ioengine=io_uring --direct=1 --bs=2M --iodepth=16 (no worker: the device's
@@ -58,6 +61,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/common/knobs.h"
 #include "sluice/common/topology.h"
 #include "sluice/para/runtime.h"
 #include "sluice/zicio/channel.h"
@@ -388,6 +392,58 @@ RunResult run_zicio(const std::string& path, const std::vector<Range>& ranges, u
   return res;
 }
 
+// zicio-task: the worker is itself a task of the reactor that hosts the control loop and
+// awaits its pages (Channel::next_page), so one core does both, as in the io_uring loop, and no
+// completion crosses cores. A Task's parameters are copied into its frame, so no capture can
+// dangle.
+sluice::para::Task<sluice::Result<sluice::zicio::ChannelStats>> scan_on_reactor(
+    std::string path, std::vector<Range> ranges, sluice::zicio::ChannelOptions opt, Worker* w) {
+  SLUICE_CO_ASSIGN_OR_RETURN(sluice::zicio::Channel ch,
+                             sluice::zicio::Channel::open({path}, ranges, opt));
+  for (;;) {
+    const int64_t t0 = now_ns();
+    sluice::Result<sluice::zicio::Page> page = co_await ch.next_page(std::chrono::seconds(60));
+    w->add_wait(now_ns() - t0);
+    if (!page.is_ok()) {
+      if (page.status().code() == sluice::StatusCode::kOutOfRange)
+        break;
+      co_return page.status();
+    }
+    w->process(page->data, page->size);
+    SLUICE_CO_RETURN_IF_ERROR(ch.put_page(*page));
+  }
+  sluice::zicio::ChannelStats s = ch.stats();
+  SLUICE_CO_RETURN_IF_ERROR(ch.close());
+  co_return s;
+}
+
+RunResult run_zicio_task(const std::string& path, const std::vector<Range>& ranges,
+                         uint64_t file_size, Worker& w) {
+  sluice::zicio::ChannelOptions opt = sluice::zicio::ChannelOptions::from_knobs();
+  opt.name = "bench";
+  opt.control_core = g_control_core;
+  opt.runtime = control_runtime();
+  std::vector<Range> rs = ranges;
+  if (rs.size() == 1 && rs[0].offset == 0 && rs[0].length == file_size)
+    rs.clear();
+  Worker* wp = &w;
+  auto r = opt.runtime->run_on(g_control_core,
+                               [path, rs, opt, wp] { return scan_on_reactor(path, rs, opt, wp); });
+  if (!r.is_ok())
+    die("zicio-task: " + r.status().to_string());
+  const sluice::zicio::ChannelStats& s = *r;
+  RunResult res;
+  res.bytes_read = s.bytes_read;
+  char note[256];
+  std::snprintf(note, sizeof note,
+                "chan_wait_ns=%" PRIu64 " reads=%" PRIu64 " reward=%" PRIu64
+                " max_inflight=%" PRIu64 " ctl_cpu_ns=%" PRIu64 " %s %s",
+                s.worker_wait_ns, s.requests, s.reward_requests, s.max_inflight_seen,
+                s.control_cpu_ns, s.direct ? "direct" : "buffered", s.buffer_backing.c_str());
+  res.note = note;
+  return res;
+}
+
 // fio's sequential read of the same bytes; CPU time is fio's (RUSAGE_CHILDREN).
 RunResult run_fio(const std::string& path, uint64_t bytes, unsigned depth, double* fio_bw) {
   const std::string cmd =
@@ -520,6 +576,9 @@ void run_one(const Config& c, const std::string& method, uint64_t rate, uint64_t
   } else if (method == "zicio-thread") {
     used_req = sluice::zicio::kChunkSize;
     res = run_zicio(c.file, ranges, file_size, 0, false, w);
+  } else if (method == "zicio-task") {
+    used_req = sluice::zicio::kChunkSize;
+    res = run_zicio_task(c.file, ranges, file_size, w);
   } else if (method == "zicio-q16") {
     used_req = sluice::zicio::kChunkSize;
     res = run_zicio(c.file, ranges, file_size, 16, true, w);
@@ -542,8 +601,8 @@ void run_one(const Config& c, const std::string& method, uint64_t rate, uint64_t
     w.bytes = res.bytes_read;
   } else {
     die("unknown method '" + method +
-        "' (pread, direct, uring, uring-qN, uring-thp[-qN], zicio, zicio-thread, zicio-q16, fio, "
-        "fio-qN)");
+        "' (pread, direct, uring, uring-qN, uring-thp[-qN], zicio, zicio-thread, zicio-q16, "
+        "zicio-task, fio, fio-qN)");
   }
   const int64_t wall = now_ns() - t0;
   const double cpu = (rusage_s(RUSAGE_SELF) - self0) + (rusage_s(RUSAGE_CHILDREN) - child0);
@@ -597,6 +656,12 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Knobs from the environment (SLUICE_ZICIO_MAX_INFLIGHT=16, SLUICE_PARA_IDLE_SPIN_US=0, …), as
+  // the sluice command reads them.
+  if (auto st = sluice::KnobRegistry::global().load_environment(
+          sluice::KnobRegistry::current_environment());
+      !st.is_ok())
+    die(st.to_string());
   Config c;
   c.methods = {"pread", "direct", "uring", "zicio"};
   for (int i = 1; i < argc; ++i) {
@@ -670,7 +735,7 @@ int main(int argc, char** argv) {
     g_worker_core = topo->allowed_cpus().front();
     g_control_core = topo->allowed_cpus().back();
     for (const std::string& m : c.methods)
-      if (m == "zicio" || m == "zicio-q16")
+      if (m == "zicio" || m == "zicio-q16" || m == "zicio-task")
         (void)control_runtime();
     cpu_set_t one;
     CPU_ZERO(&one);
@@ -691,6 +756,9 @@ int main(int argc, char** argv) {
             if ((m.starts_with("zicio") || m.starts_with("fio")) && req != c.reqs.front())
               continue;
             if (m.starts_with("fio") && (rate != 0 || batch != 0))
+              continue;
+            // The task worker's rate spin would hold the reactor its control loop runs on.
+            if (m == "zicio-task" && rate != 0)
               continue;
             run_one(c, m, rate, req, batch, rep, file_size);
           }

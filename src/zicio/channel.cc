@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <coroutine>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -129,6 +130,14 @@ constexpr uint64_t kTimerUpdateTag = ~uint64_t{0} - 2;
 // File-system bypass: a chunk whose extents need more device reads than this is read through the
 // file instead (a badly fragmented file gains nothing from the bypass).
 constexpr size_t kMaxPiecesPerChunk = 64;
+
+// Suspends a worker task until the control loop's next pass (Impl::resume_page_waiter).
+struct PageWait {
+  std::coroutine_handle<>* slot;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const noexcept { *slot = h; }
+  void await_resume() const noexcept {}
+};
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -401,7 +410,7 @@ Status validate_ranges(const std::vector<Range>& ranges, uint64_t stream_bytes) 
 
 // ---------------------------------------------------------------------------------------------
 
-class Channel::Impl {
+class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
  public:
   enum class Outcome { kPage, kNotReady, kEnd, kAllHeld, kFailed };
 
@@ -473,7 +482,23 @@ class Channel::Impl {
 
   // Also cleans up after an open() that failed half-way: every step is idempotent.
   Status close() {
+    if (loop_runs_on_this_thread()) {
+      // A worker task closing on the hosting reactor: waiting for the loop here would wait
+      // for this very thread. The loop drains the reads in flight and then releases the rest
+      // (reactor_loop holds a reference to this Impl until it has).
+      open_ = false;
+      teardown_pending_ = true;
+      page_producer_.detach();
+      request_stop();
+      return Status::ok();
+    }
     stop_loop();
+    release_resources();
+    return Status::ok();
+  }
+
+  // What close() frees once the loop is gone and no read is in flight.
+  void release_resources() {
     page_producer_.detach();
     if (ring_ready_) {
       io_uring_queue_exit(&ring_);
@@ -496,7 +521,13 @@ class Channel::Impl {
     // the worker become invalid, as documented). The switchboard stays for stats().
     buffers_.release();
     open_ = false;
-    return Status::ok();
+  }
+
+  bool loop_runs_on_this_thread() {
+    if (!on_host_reactor())
+      return false;
+    std::lock_guard<std::mutex> lock(host_mu_);
+    return hosted_running_;
   }
 
   // ---- worker side ----
@@ -599,7 +630,10 @@ class Channel::Impl {
             static_cast<uint32_t>(detail::LoopState::kFailed) &&
         c.inflight.load(std::memory_order_acquire) == 0)
       return Outcome::kFailed;
-    kick_control();
+    // A worker task on the hosting reactor is resumed by the loop's next pass; while reads are
+    // in flight a completion brings that pass, so it needs no eventfd write (a system call).
+    if (!awaiting_worker_ || inflight_count_ == 0)
+      kick_control();
     return Outcome::kNotReady;
   }
 
@@ -673,6 +707,45 @@ class Channel::Impl {
     return o;
   }
 
+  // Whether the calling thread is the para reactor that hosts this channel's control loop.
+  bool on_host_reactor() const {
+    para::Reactor* r = para::this_reactor();
+    return r != nullptr && opt_.runtime != nullptr && &r->runtime() == opt_.runtime &&
+           r->core() == opt_.control_core;
+  }
+
+  // wait_get for a worker task on the hosting reactor: it suspends instead of sleeping, and
+  // every pass of the loop resumes it to look again (resume_page_waiter). A deadline other than
+  // "never" keeps the loop's timer armed no later than it, so a pass comes in time.
+  para::Task<Outcome> await_get(Page* out, std::chrono::nanoseconds timeout, bool* timed_out) {
+    *timed_out = false;
+    awaiting_worker_ = true;
+    Outcome o = try_get(out);
+    if (o != Outcome::kNotReady) {
+      awaiting_worker_ = false;
+      co_return o;
+    }
+    detail::WorkerMetrics& w = sb_.worker();
+    const int64_t start = clock_.now_ns();
+    const int64_t deadline = timeout.count() < 0 ? INT64_MAX : start + timeout.count();
+    bump(w.waits);
+    int64_t now = start;
+    while (o == Outcome::kNotReady) {
+      if (now >= deadline) {
+        *timed_out = true;
+        break;
+      }
+      if (deadline != INT64_MAX)
+        arm_timer(deadline - now);
+      co_await PageWait{&page_waiter_};
+      o = try_get(out);
+      now = clock_.now_ns();
+    }
+    awaiting_worker_ = false;
+    bump(w.wait_ns, static_cast<uint64_t>(now - start));
+    co_return o;
+  }
+
   Status put(const Page& p) {
     if (!open_)
       return failed_precondition("zicio channel '" + opt_.name + "' is closed");
@@ -713,6 +786,10 @@ class Channel::Impl {
                                  "': ranges can be given only before the first page; open a new "
                                  "channel for another plan");
     SLUICE_RETURN_IF_ERROR(validate_ranges(ranges, stream_bytes_));
+    if (loop_runs_on_this_thread())
+      return failed_precondition("zicio channel '" + opt_.name +
+                                 "': notify_ranges waits for the control loop, which runs on "
+                                 "this reactor; give the ranges to open() instead");
     stop_loop();
     for (uint32_t i = 0; i < n_; ++i)
       (void)sb_.revoke(i);
@@ -769,7 +846,7 @@ class Channel::Impl {
     }
     para::Reactor* here = para::this_reactor();
     if (here != nullptr && &here->runtime() == &rt && here->core() == opt_.control_core) {
-      here->spawn(reactor_loop());
+      here->spawn(reactor_loop(shared_from_this()));
       return Status::ok();
     }
     if (here != nullptr) {
@@ -780,8 +857,9 @@ class Channel::Impl {
           "': open it off the para reactors or on the reactor that hosts its control loop (core " +
           std::to_string(opt_.control_core) + ")");
     }
-    Status s =
-        rt.run_on(opt_.control_core, [this] { para::local_reactor().spawn(reactor_loop()); });
+    Status s = rt.run_on(opt_.control_core, [self = shared_from_this()] {
+      para::local_reactor().spawn(self->reactor_loop(self));
+    });
     if (!s.is_ok()) {
       std::lock_guard<std::mutex> lock(host_mu_);
       hosted_running_ = false;
@@ -799,15 +877,19 @@ class Channel::Impl {
     }
     if (!thread && !hosted)
       return;
-    stop_.store(true, std::memory_order_seq_cst);
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t w = ::write(kick_fd_, &one, sizeof one);
+    request_stop();
     if (thread) {
       loop_.join();
       return;
     }
     std::unique_lock<std::mutex> lock(host_mu_);
     host_cv_.wait(lock, [this] { return !hosted_running_; });
+  }
+
+  void request_stop() {
+    stop_.store(true, std::memory_order_seq_cst);
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t w = ::write(kick_fd_, &one, sizeof one);
   }
 
   void kick_control() {
@@ -831,8 +913,14 @@ class Channel::Impl {
   void loop_woke();
   void loop_end();
   void thread_loop();
-  para::Task<void> reactor_loop();
+  // `self` keeps the Impl alive while the task runs (a close on this reactor returns first).
+  para::Task<void> reactor_loop(std::shared_ptr<Impl> self);
   void arm_timer(int64_t timeout_ns);
+  // After a pass: a worker task suspended in next_page looks again once the pass is over.
+  void resume_page_waiter() {
+    if (page_waiter_)
+      para::local_reactor().schedule(std::exchange(page_waiter_, {}));
+  }
 
   oq::OQueue<ChunkEvent>& page_q() { return page_q_; }
   oq::OQueue<ChunkEvent>& io_q() { return io_q_; }
@@ -1145,6 +1233,11 @@ class Channel::Impl {
   uint64_t cur_page_ = 0;
   detail::Pacer consumption_{detail::PacerConfig{}};
   int64_t spin_next_ns_ = 0;  // how long get_page_wait spins next (opt_.spin or 0)
+  // A worker task on the hosting reactor: inside next_page, and suspended there (the loop's
+  // passes run on the same thread, so neither needs to be atomic).
+  bool awaiting_worker_ = false;
+  std::coroutine_handle<> page_waiter_{};
+  bool teardown_pending_ = false;  // closed on the hosting reactor: the loop frees the rest
 
   // Control side (the loop's thread, plus open/close while it is not running).
   io_uring ring_{};
@@ -1385,6 +1478,7 @@ Channel::Impl::LoopNext Channel::Impl::loop_pass(int64_t* timeout_ns) {
     }
     io_uring_cq_advance(&ring_, seen);
   }
+  resume_page_waiter();  // it runs after this pass, on this reactor
   // Finished as soon as the last chunk is published, before looking at a stop request: a
   // worker that read everything and closed at once sees "finished", not "stopped".
   if (!finished_ && next_ == plan_.size() && inflight_count_ == 0 &&
@@ -1559,7 +1653,8 @@ void Channel::Impl::arm_timer(int64_t timeout_ns) {
   io_uring_submit(&ring_);
 }
 
-para::Task<void> Channel::Impl::reactor_loop() {
+para::Task<void> Channel::Impl::reactor_loop(std::shared_ptr<Impl> self) {
+  (void)self;
   detail::ControlMetrics& m = sb_.control();
   const int ring_fd = ring_.ring_fd;
   uint64_t cpu0 = thread_cpu_ns();
@@ -1601,23 +1696,37 @@ para::Task<void> Channel::Impl::reactor_loop() {
   hosted_cpu_ns_ += thread_cpu_ns() - cpu0;
   m.cpu_ns.store(hosted_cpu_ns_, std::memory_order_relaxed);
   loop_end();
-  // Notified under the lock: close() may destroy the channel as soon as it sees the flag.
-  std::lock_guard<std::mutex> lock(host_mu_);
-  hosted_running_ = false;
-  host_cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(host_mu_);
+    hosted_running_ = false;
+    host_cv_.notify_all();
+  }
+  if (teardown_pending_)  // closed by a task on this reactor: the rest of its close()
+    release_resources();
 }
 
 // ---------------------------------------------------------------------------------------------
 
 Channel::Channel() = default;
-Channel::Channel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Channel::Channel(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Channel::Channel(Channel&&) noexcept = default;
-Channel& Channel::operator=(Channel&&) noexcept = default;
-Channel::~Channel() = default;
+// The reactor-hosted loop shares the Impl, so dropping a reference is not closing: close first.
+Channel& Channel::operator=(Channel&& o) noexcept {
+  if (this != &o) {
+    if (impl_)
+      (void)impl_->close();
+    impl_ = std::move(o.impl_);
+  }
+  return *this;
+}
+Channel::~Channel() {
+  if (impl_)
+    (void)impl_->close();
+}
 
 Result<Channel> Channel::open(std::vector<std::string> paths, std::vector<Range> ranges,
                               ChannelOptions options) {
-  auto impl = std::make_unique<Impl>(std::move(options));
+  auto impl = std::make_shared<Impl>(std::move(options));
   SLUICE_RETURN_IF_ERROR(impl->open(std::move(paths), std::move(ranges)));
   return Channel(std::move(impl));
 }
@@ -1652,6 +1761,25 @@ Result<Page> Channel::get_page_wait(std::chrono::nanoseconds timeout) {
     return deadline_exceeded("no page arrived within " + std::to_string(timeout.count() / 1000000) +
                              " ms");
   return impl_->outcome_status(o);
+}
+
+para::Task<Result<Page>> Channel::next_page(std::chrono::nanoseconds timeout) {
+  if (!impl_ || !impl_->is_open())
+    co_return closed_error();
+  if (!impl_->on_host_reactor())
+    co_return failed_precondition(
+        "zicio next_page must be awaited by a task on the para reactor that hosts the "
+        "channel's control loop (options.runtime, options.control_core); elsewhere use "
+        "get_page_wait");
+  Page p;
+  bool timed_out = false;
+  const Impl::Outcome o = co_await impl_->await_get(&p, timeout, &timed_out);
+  if (o == Impl::Outcome::kPage)
+    co_return p;
+  if (timed_out)
+    co_return deadline_exceeded("no page arrived within " +
+                                std::to_string(timeout.count() / 1000000) + " ms");
+  co_return impl_->outcome_status(o);
 }
 
 Status Channel::put_page(const Page& page) {

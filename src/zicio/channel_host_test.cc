@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "sluice/common/topology.h"
@@ -58,6 +59,126 @@ TEST(ChannelHostTest, ReactorHostedLoopHandsOutExactlyTheBytes) {
   EXPECT_EQ(s.state, "finished");
   EXPECT_EQ(s.completions, s.total_chunks);
   EXPECT_GT(s.control_wakeups, 0u);
+  rt->stop();
+}
+
+// What a worker task on the hosting reactor saw: every byte checked against the pattern.
+struct TaskScan {
+  uint64_t bytes = 0;
+  std::vector<uint64_t> offsets;
+  Status first_wait;  // next_page with a zero timeout before anything could be read
+  Status end;
+  ChannelStats stats;
+};
+
+// Opens the channel on this reactor, asks for a page before the loop could run a pass (so none
+// can be ready: passes run on this thread only when the task suspends), then drains it.
+para::Task<Result<TaskScan>> scan_as_task(std::vector<std::string> paths, ChannelOptions o) {
+  SLUICE_CO_ASSIGN_OR_RETURN(Channel ch, Channel::open(std::move(paths), {}, o));
+  TaskScan out;
+  out.first_wait = (co_await ch.next_page(std::chrono::nanoseconds(0))).status();
+  for (;;) {
+    Result<Page> p = co_await ch.next_page(std::chrono::seconds(20));
+    if (!p.is_ok()) {
+      out.end = p.status();
+      break;
+    }
+    for (size_t i = 0; i < p->size; i += 4099)
+      if (static_cast<uint8_t>(p->data[i]) != pattern(p->file_index, p->file_offset + i))
+        co_return internal_error("wrong byte at stream offset " +
+                                 std::to_string(p->stream_offset + i));
+    out.bytes += p->size;
+    out.offsets.push_back(p->stream_offset);
+    SLUICE_CO_RETURN_IF_ERROR(ch.put_page(*p));
+  }
+  SLUICE_CO_RETURN_IF_ERROR(ch.close());
+  out.stats = ch.stats();
+  co_return out;
+}
+
+TEST(ChannelHostTest, AWorkerTaskOnTheHostingReactorAwaitsEveryPageInOrder) {
+  const int core = first_allowed_core();
+  std::unique_ptr<para::Runtime> rt = start_runtime(core);
+  ASSERT_NE(rt, nullptr);
+  TempFiles tf(disk_dir());
+  const std::string a = tf.make(0, 9 * kMiB + 3);
+  const std::string b = tf.make(1, 4 * kMiB);
+  ChannelOptions o = small_options();
+  o.runtime = rt.get();
+  o.control_core = core;
+  o.page_size = 512 << 10;
+  Result<TaskScan> r = rt->run_on(core, [a, b, o] { return scan_as_task({a, b}, o); });
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  const TaskScan& scan = *r;
+  EXPECT_EQ(scan.first_wait.code(), StatusCode::kDeadlineExceeded) << scan.first_wait.to_string();
+  EXPECT_EQ(scan.end.code(), StatusCode::kOutOfRange) << scan.end.to_string();
+  EXPECT_EQ(scan.bytes, 13 * kMiB + 3);
+  for (size_t i = 1; i < scan.offsets.size(); ++i)
+    EXPECT_LT(scan.offsets[i - 1], scan.offsets[i]);
+  EXPECT_EQ(scan.stats.state, "finished");
+  EXPECT_EQ(scan.stats.bytes_got, 13 * kMiB + 3);
+  EXPECT_GT(scan.stats.worker_waits, 0u);
+  rt->stop();
+}
+
+// Closes after the first page, with reads still in flight: close() returns at once on the
+// hosting reactor, and the loop finishes the teardown once they are in.
+para::Task<Result<ChannelStats>> close_mid_scan(std::string path, ChannelOptions o) {
+  SLUICE_CO_ASSIGN_OR_RETURN(Channel ch, Channel::open({std::move(path)}, {}, o));
+  SLUICE_CO_ASSIGN_OR_RETURN(Page p, co_await ch.next_page(std::chrono::seconds(20)));
+  SLUICE_CO_RETURN_IF_ERROR(ch.put_page(p));
+  SLUICE_CO_RETURN_IF_ERROR(ch.close());
+  if (ch.is_open())
+    co_return internal_error("still open after close()");
+  if (Status again = (co_await ch.next_page(std::chrono::seconds(1))).status(); again.is_ok())
+    co_return internal_error("a page after close()");
+  // Let the loop drain its reads: it runs on this reactor between our suspensions.
+  for (int i = 0; i < 2000 && ch.stats().state == "running"; ++i)
+    (void)co_await para::sleep_for(std::chrono::milliseconds(1));
+  co_return ch.stats();
+}
+
+TEST(ChannelHostTest, ClosingOnTheHostingReactorMidScanLeavesTheTeardownToTheLoop) {
+  const int core = first_allowed_core();
+  std::unique_ptr<para::Runtime> rt = start_runtime(core);
+  ASSERT_NE(rt, nullptr);
+  TempFiles tf(disk_dir());
+  const std::string a = tf.make(0, 64 * kMiB);
+  ChannelOptions o = small_options();
+  o.runtime = rt.get();
+  o.control_core = core;
+  o.max_inflight = 4;
+  Result<ChannelStats> r = rt->run_on(core, [a, o] { return close_mid_scan(a, o); });
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->state, "stopped");
+  EXPECT_EQ(r->completions, r->requests);  // every read came in before the buffers went
+  EXPECT_LT(r->completions, r->total_chunks);
+  rt->stop();  // no task or read left behind: stop returns without its shutdown timeout
+}
+
+TEST(ChannelHostTest, NextPageOffTheHostingReactorIsRefused) {
+  const int core = first_allowed_core();
+  std::unique_ptr<para::Runtime> rt = start_runtime(core);
+  ASSERT_NE(rt, nullptr);
+  TempFiles tf(disk_dir());
+  const std::string a = tf.make(0, 3 * kMiB);
+  // A channel whose loop has a thread of its own has no hosting reactor to resume a task.
+  auto threaded = Channel::open({a}, {}, small_options());
+  ASSERT_TRUE(threaded.is_ok()) << threaded.status().to_string();
+  Channel* ch = &*threaded;
+  // The refusal travels back as a value (a Status result would read as the call's own).
+  Result<std::pair<StatusCode, std::string>> r =
+      rt->run_on(core, [ch]() -> para::Task<std::pair<StatusCode, std::string>> {
+        const Status s = (co_await ch->next_page(std::chrono::seconds(1))).status();
+        co_return std::pair{s.code(), std::string(s.message())};
+      });
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->first, StatusCode::kFailedPrecondition) << r->second;
+  EXPECT_NE(r->second.find("get_page_wait"), std::string::npos) << r->second;
+  // The channel itself is unharmed: a thread still drains it.
+  uint64_t bytes = 0;
+  (void)drain(*threaded, &bytes);
+  EXPECT_EQ(bytes, 3 * kMiB);
   rt->stop();
 }
 

@@ -38,6 +38,13 @@
 // failed). Pages before a failure are still handed out in order; the failure comes when the worker
 // reaches it.
 //
+// A worker that runs on the para reactor hosting the control loop awaits pages instead:
+//
+//   for (;;) {
+//     Result<zicio::Page> page = co_await ch.next_page();   // suspends, never blocks the core
+//     …
+//   }
+//
 // Thread safety: a Channel belongs to one worker thread at a time (get/put/notify_ranges/close);
 // stats() may be called from any thread. The control loop is internal. Every call returns at
 // once except get_page_wait, and close() / notify_ranges(), which wait for the reads in flight
@@ -56,6 +63,7 @@
 #include "sluice/common/result.h"
 #include "sluice/common/status.h"
 #include "sluice/oqueue/oqueue.h"
+#include "sluice/para/task.h"
 
 namespace sluice::para {
 class Runtime;
@@ -196,6 +204,13 @@ class Channel {
   Result<Page> get_page();
   // The same, waiting up to `timeout` for a page: spins options.spin, then sleeps on a futex.
   Result<Page> get_page_wait(std::chrono::nanoseconds timeout = std::chrono::seconds(30));
+  // The awaitable form of get_page_wait, for a worker that is itself a task of the para reactor
+  // hosting the control loop (options.runtime, options.control_core): while no page is ready
+  // the task is suspended, and the loop's next pass (a completion, a timer) resumes it on the
+  // same core — no futex, no thread of its own, no cross-core wake-up. The reactor runs the
+  // worker's other tasks meanwhile. Codes as get_page_wait; failed precondition when awaited
+  // anywhere but on the hosting reactor.
+  para::Task<Result<Page>> next_page(std::chrono::nanoseconds timeout = std::chrono::seconds(30));
   // Gives a page back. Errors: invalid argument (not a page of this channel, or given back
   // twice).
   Status put_page(const Page& page);
@@ -203,7 +218,9 @@ class Channel {
   // failed precondition afterwards.
   Status notify_ranges(std::vector<Range> ranges);
   // Stops the control loop (waiting for reads in flight), releases buffers and files. Pages
-  // still held become invalid. Idempotent; the destructor calls it.
+  // still held become invalid. Idempotent; the destructor calls it. Called by a task on the
+  // reactor hosting the loop, it returns at once and the loop, once its reads are in, releases
+  // the rest (it cannot wait for a loop that runs on its own thread).
   Status close();
 
   bool is_open() const;
@@ -220,8 +237,8 @@ class Channel {
   class Impl;
 
  private:
-  explicit Channel(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Channel(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;  // shared with a control loop hosted by a para reactor
 };
 
 // Checks a range list against a stream of `stream_bytes`: sorted, disjoint, non-empty, inside.

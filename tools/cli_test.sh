@@ -119,7 +119,9 @@ expect 0 "scanned 1034 bytes" -- "$sluice" zicio scan "$tmp/z.dat" --ranges 0:10
 expect 0 "paced request rate" -- "$sluice" zicio scan "$tmp/z.dat" --rate 64M
 expect 0 "control loop: para reactor on core" -- "$sluice" zicio scan "$tmp/z.dat"
 expect 0 "control loop: thread" -- "$sluice" zicio scan "$tmp/z.dat" --host thread
-expect nonzero "para or thread" -- "$sluice" zicio scan "$tmp/z.dat" --host kernel
+expect 0 "scanned 1034 bytes" -- "$sluice" zicio scan "$tmp/z.dat" --ranges 0:10,100:1K --host task --quiet
+expect 0 "paced request rate" -- "$sluice" zicio scan "$tmp/z.dat" --rate 64M --host task
+expect nonzero "para, thread or task" -- "$sluice" zicio scan "$tmp/z.dat" --host kernel
 expect nonzero "zicio.control_core 4000" -- "$sluice" --set zicio.control_core=4000 zicio scan "$tmp/z.dat"
 expect nonzero "No such file" -- "$sluice" zicio scan "$tmp/missing.dat"
 expect nonzero "sorted and disjoint" -- "$sluice" zicio scan "$tmp/z.dat" --ranges 0:10,5:10

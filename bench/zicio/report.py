@@ -328,23 +328,18 @@ def main():
                depth_md]
     md += ["## Goals\n", "zicio as sluice runs it: the control loop on a para reactor.\n",
            goals(seq_sum, sweep_sum, rng_sum)]
-    if any(r["method"] == "zicio-thread" for r in runs):
-        # The same goals for a channel embedded without sluice's runtime (ratios against it).
-        _, t_seq = seq_table(runs, "seq", "zicio-thread")
-        _, t_sweep = seq_table(runs, "sweep", "zicio-thread")
-        _, t_rng = seq_table(runs, "ranges", "zicio-thread")
-        md += ["## Goals, control loop on its own thread (zicio-thread)\n",
-               "Only the tables that ran zicio-thread count here.\n",
-               goals(t_seq, t_sweep, t_rng, "zicio-thread")]
-    if any(r["method"] == "zicio-task" for r in runs):
-        # The worker as a task of the reactor hosting the loop: unlimited worker only (a
-        # rate-holding spin would hold the loop's reactor), so goal (a) has no row here.
-        _, t_seq = seq_table(runs, "seq", "zicio-task")
-        _, t_sweep = seq_table(runs, "sweep", "zicio-task")
-        _, t_rng = seq_table(runs, "ranges", "zicio-task")
-        md += ["## Goals, worker a task on the loop's reactor (zicio-task)\n",
-               "Unlimited worker only; ratios against zicio-task in the same repetition.\n",
-               goals(t_seq, t_sweep, t_rng, "zicio-task")]
+    # The same goals for the other ways to run a channel, each against itself: a loop on a
+    # thread of its own (embedded without sluice's runtime), and the worker as a task of the
+    # loop's reactor (unlimited worker only: a rate-holding spin would hold that reactor, so
+    # goal (a) has no row there).
+    for base, title, note in (
+            ("zicio-thread", "control loop on its own thread",
+             "Only the tables that ran zicio-thread count here."),
+            ("zicio-task", "worker a task on the loop's reactor",
+             "Unlimited worker only; ratios against zicio-task in the same repetition.")):
+        if any(r["method"] == base for r in runs):
+            tables = [seq_table(runs, tag, base)[1] for tag in ("seq", "sweep", "ranges")]
+            md += [f"## Goals, {title} ({base})\n", note + "\n", goals(*tables, base)]
     (out / f"{args.prefix}_results.md").write_text("\n".join(md))
     (out / f"{args.prefix}_results.json").write_text(json.dumps(
         {"runs": runs, "seq": seq_sum, "sweep": sweep_sum, "ranges": rng_sum}, indent=1))

@@ -18,7 +18,8 @@
 //   zicio-q16  zicio with max_inflight = 16 (as many reads in flight as fio and uring)
 //   zicio-task zicio with the worker a task of the reactor hosting the control loop, awaiting
 //              pages with next_page (one core for both, no cross-core wake-up); unlimited rate
-//              only (a rate-holding spin would hold the loop's reactor too)
+//              only (a rate-holding spin would hold the loop's reactor too); zicio-task-q16
+//              the same with max_inflight = 16
 //   uring-qN   io_uring with N reads in flight (e.g. uring-q4: 4 × 2 MiB, zicio's default)
 //   uring-thp  io_uring with buffers on transparent huge pages (as zicio's ring); uring-thp-qN
 //   fio        fio --ioengine=io_uring --direct=1 --bs=2M --iodepth=16 (no worker: the device's
@@ -418,9 +419,11 @@ sluice::para::Task<sluice::Result<sluice::zicio::ChannelStats>> scan_on_reactor(
 }
 
 RunResult run_zicio_task(const std::string& path, const std::vector<Range>& ranges,
-                         uint64_t file_size, Worker& w) {
+                         uint64_t file_size, unsigned max_inflight, Worker& w) {
   sluice::zicio::ChannelOptions opt = sluice::zicio::ChannelOptions::from_knobs();
   opt.name = "bench";
+  if (max_inflight != 0)
+    opt.max_inflight = max_inflight;
   opt.control_core = g_control_core;
   opt.runtime = control_runtime();
   std::vector<Range> rs = ranges;
@@ -576,9 +579,9 @@ void run_one(const Config& c, const std::string& method, uint64_t rate, uint64_t
   } else if (method == "zicio-thread") {
     used_req = sluice::zicio::kChunkSize;
     res = run_zicio(c.file, ranges, file_size, 0, false, w);
-  } else if (method == "zicio-task") {
+  } else if (method == "zicio-task" || method == "zicio-task-q16") {
     used_req = sluice::zicio::kChunkSize;
-    res = run_zicio_task(c.file, ranges, file_size, w);
+    res = run_zicio_task(c.file, ranges, file_size, method == "zicio-task" ? 0 : 16, w);
   } else if (method == "zicio-q16") {
     used_req = sluice::zicio::kChunkSize;
     res = run_zicio(c.file, ranges, file_size, 16, true, w);
@@ -602,7 +605,7 @@ void run_one(const Config& c, const std::string& method, uint64_t rate, uint64_t
   } else {
     die("unknown method '" + method +
         "' (pread, direct, uring, uring-qN, uring-thp[-qN], zicio, zicio-thread, zicio-q16, "
-        "zicio-task, fio, fio-qN)");
+        "zicio-task, zicio-task-q16, fio, fio-qN)");
   }
   const int64_t wall = now_ns() - t0;
   const double cpu = (rusage_s(RUSAGE_SELF) - self0) + (rusage_s(RUSAGE_CHILDREN) - child0);
@@ -735,7 +738,7 @@ int main(int argc, char** argv) {
     g_worker_core = topo->allowed_cpus().front();
     g_control_core = topo->allowed_cpus().back();
     for (const std::string& m : c.methods)
-      if (m == "zicio" || m == "zicio-q16" || m == "zicio-task")
+      if (m == "zicio" || m == "zicio-q16" || m.starts_with("zicio-task"))
         (void)control_runtime();
     cpu_set_t one;
     CPU_ZERO(&one);
@@ -758,7 +761,7 @@ int main(int argc, char** argv) {
             if (m.starts_with("fio") && (rate != 0 || batch != 0))
               continue;
             // The task worker's rate spin would hold the reactor its control loop runs on.
-            if (m == "zicio-task" && rate != 0)
+            if (m.starts_with("zicio-task") && rate != 0)
               continue;
             run_one(c, m, rate, req, batch, rep, file_size);
           }

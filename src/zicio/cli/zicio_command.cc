@@ -1,6 +1,6 @@
-// `sluice zicio scan FILE… [--ranges …] [--rate BYTES/s]`: streams files through a channel as a
-// worker would, optionally processing at a set rate, and prints throughput, the worker's wait
-// time and the paced request rate.
+// `sluice zicio scan FILE… [--ranges …] [--rate BYTES/s] [--host para|task|thread]`: streams
+// files through a channel as a worker would, optionally processing at a set rate, and prints
+// throughput, the worker's wait time and the paced request rate.
 // `sluice zicio stats PID`: reads the switchboards of the channels open in a running process
 // (through /proc/PID/fd; the same user, or root).
 #include <dirent.h>
@@ -105,6 +105,47 @@ void print_stats(const ChannelStats& s, std::FILE* out) {
                s.registered_files ? ", registered files" : "", s.control_host.c_str());
 }
 
+// What the simulated worker did, and its time line when it holds a rate.
+struct ScanTotals {
+  uint64_t rate = 0;         // bytes/s to process at; 0: as fast as pages come
+  int64_t worker_clock = 0;  // the worker's own time line (it does not count waits for data)
+  uint64_t checksum = 0;
+  uint64_t bytes = 0;
+
+  // Touches the page and returns when the worker is done with it (now, without a rate).
+  int64_t take(const Page& p) {
+    // Touch every 64th byte so the data is really read.
+    const auto* d = reinterpret_cast<const unsigned char*>(p.data);
+    for (size_t i = 0; i < p.size; i += 64)
+      checksum = checksum * 31 + d[i];
+    bytes += p.size;
+    if (rate == 0)
+      return 0;
+    const int64_t now = monotonic_ns();
+    worker_clock = std::max(worker_clock, now - 1000000) +
+                   static_cast<int64_t>(static_cast<double>(p.size) * 1e9 /
+                                        static_cast<double>(rate));
+    return worker_clock;
+  }
+};
+
+// The worker as a task of the reactor hosting `ch`'s loop (--host task).
+para::Task<Result<ScanTotals>> scan_as_task(Channel* ch, ScanTotals totals) {
+  for (;;) {
+    Result<Page> p = co_await ch->next_page(std::chrono::seconds(60));
+    if (!p.is_ok()) {
+      if (p.status().code() == StatusCode::kOutOfRange)
+        break;
+      co_return p.status().with_context("scan");
+    }
+    const int64_t until = totals.take(*p);
+    if (const int64_t now = monotonic_ns(); until > now)
+      (void)co_await para::sleep_for(std::chrono::nanoseconds(until - now));
+    SLUICE_CO_RETURN_IF_ERROR(ch->put_page(*p));
+  }
+  co_return totals;
+}
+
 Status run_scan(const ScanOptions& so) {
   ChannelOptions o = ChannelOptions::from_knobs();
   if (so.page_kib != 0)
@@ -123,12 +164,13 @@ Status run_scan(const ScanOptions& so) {
       return invalid_argument("--rate must be positive (bytes per second)");
   }
   // --host para: the control loop runs as a task of a para reactor on zicio.control_core
-  // (default: the last core this process may use); --host thread: on a thread of its own, as in a
+  // (default: the last core this process may use); --host task: so does the worker, awaiting its
+  // pages (Channel::next_page); --host thread: the loop on a thread of its own, as in a
   // process that embeds a channel without sluice's runtime.
   std::unique_ptr<para::Runtime> runtime;
-  if (so.host != "para" && so.host != "thread")
-    return invalid_argument("--host must be para or thread, not '" + so.host + "'");
-  if (so.host == "para") {
+  if (so.host != "para" && so.host != "thread" && so.host != "task")
+    return invalid_argument("--host must be para, thread or task, not '" + so.host + "'");
+  if (so.host == "para" || so.host == "task") {
     SLUICE_ASSIGN_OR_RETURN(CpuTopology topo, CpuTopology::detect());
     const std::vector<int>& allowed = topo.allowed_cpus();
     if (allowed.empty())
@@ -150,35 +192,32 @@ Status run_scan(const ScanOptions& so) {
               getpid(), getpid(), ch.switchboard_fd(), getpid());
   std::fflush(stdout);
   const int64_t start = monotonic_ns();
-  int64_t worker_clock = start;  // the simulated worker's own time line
-  uint64_t checksum = 0;
-  uint64_t bytes = 0;
-  for (;;) {
-    Result<Page> p = ch.get_page_wait(std::chrono::seconds(60));
-    if (!p.is_ok()) {
-      if (p.status().code() == StatusCode::kOutOfRange)
-        break;
-      return p.status().with_context("scan");
-    }
-    // Touch every 64th byte so the data is really read.
-    const auto* d = reinterpret_cast<const unsigned char*>(p->data);
-    for (size_t i = 0; i < p->size; i += 64)
-      checksum = checksum * 31 + d[i];
-    bytes += p->size;
-    if (rate != 0) {
-      // Process at `rate`: this page's share of time, on a time line that does not count the
-      // time spent waiting for data.
-      const int64_t now = monotonic_ns();
-      worker_clock =
-          std::max(worker_clock, now - 1000000) +
-          static_cast<int64_t>(static_cast<double>(p->size) * 1e9 / static_cast<double>(rate));
-      if (worker_clock > now) {
-        timespec ts{.tv_sec = worker_clock / 1000000000, .tv_nsec = worker_clock % 1000000000};
+  ScanTotals totals{.rate = rate, .worker_clock = start};
+  if (so.host == "task") {
+    // The worker is a task of the reactor that hosts the loop: it awaits its pages, and holds
+    // its rate by sleeping on the reactor's timer, so the loop runs meanwhile.
+    Result<ScanTotals> done = runtime->run_on(
+        o.control_core, [c = &ch, totals] { return scan_as_task(c, totals); });
+    SLUICE_RETURN_IF_ERROR(done.status());
+    totals = *done;
+  } else {
+    for (;;) {
+      Result<Page> p = ch.get_page_wait(std::chrono::seconds(60));
+      if (!p.is_ok()) {
+        if (p.status().code() == StatusCode::kOutOfRange)
+          break;
+        return p.status().with_context("scan");
+      }
+      const int64_t until = totals.take(*p);
+      if (until > monotonic_ns()) {
+        timespec ts{.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
         clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
       }
+      SLUICE_RETURN_IF_ERROR(ch.put_page(*p));
     }
-    SLUICE_RETURN_IF_ERROR(ch.put_page(*p));
   }
+  const uint64_t bytes = totals.bytes;
+  const uint64_t checksum = totals.checksum;
   const double secs = static_cast<double>(monotonic_ns() - start) / 1e9;
   const ChannelStats s = ch.stats();
   std::printf("scanned %" PRIu64 " bytes in %.3f s: %.1f MiB/s (checksum %016" PRIx64 ")\n", bytes,
@@ -251,7 +290,8 @@ SLUICE_REGISTER_COMMAND(
               scan->add_flag("--quiet", so->quiet, "only the three summary lines");
               scan->add_option("--host", so->host,
                                "where the control loop runs: para (a reactor on core "
-                               "zicio.control_core, default the last core) or thread")
+                               "zicio.control_core, default the last core), task (that reactor, "
+                               "with the worker a task on it too) or thread")
                   ->capture_default_str();
               sluice::cli::bind_action(*scan, [so] { return run_scan(*so); });
 

@@ -122,9 +122,9 @@ struct ScanTotals {
     if (rate == 0)
       return 0;
     const int64_t now = monotonic_ns();
-    worker_clock = std::max(worker_clock, now - 1000000) +
-                   static_cast<int64_t>(static_cast<double>(p.size) * 1e9 /
-                                        static_cast<double>(rate));
+    worker_clock =
+        std::max(worker_clock, now - 1000000) +
+        static_cast<int64_t>(static_cast<double>(p.size) * 1e9 / static_cast<double>(rate));
     return worker_clock;
   }
 };
@@ -196,8 +196,8 @@ Status run_scan(const ScanOptions& so) {
   if (so.host == "task") {
     // The worker is a task of the reactor that hosts the loop: it awaits its pages, and holds
     // its rate by sleeping on the reactor's timer, so the loop runs meanwhile.
-    Result<ScanTotals> done = runtime->run_on(
-        o.control_core, [c = &ch, totals] { return scan_as_task(c, totals); });
+    Result<ScanTotals> done =
+        runtime->run_on(o.control_core, [c = &ch, totals] { return scan_as_task(c, totals); });
     SLUICE_RETURN_IF_ERROR(done.status());
     totals = *done;
   } else {

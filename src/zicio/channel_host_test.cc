@@ -1,7 +1,9 @@
 // Where the control loop runs (a thread of its own, pinned or not, or a task of a para reactor)
 // and how many reads it keeps in flight.
+#include <fcntl.h>
 #include <sched.h>
 
+#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -154,6 +156,38 @@ TEST(ChannelHostTest, ClosingOnTheHostingReactorMidScanLeavesTheTeardownToTheLoo
   EXPECT_EQ(r->completions, r->requests);  // every read came in before the buffers went
   EXPECT_LT(r->completions, r->total_chunks);
   rt->stop();  // no task or read left behind: stop returns without its shutdown timeout
+}
+
+// The reactor-hosted loop shares the channel's state: assigning over an open channel must
+// still close it (its loop stops, its descriptors go), not merely drop a reference.
+TEST(ChannelHostTest, AssigningOverAnOpenChannelClosesIt) {
+  const int core = first_allowed_core();
+  std::unique_ptr<para::Runtime> rt = start_runtime(core);
+  ASSERT_NE(rt, nullptr);
+  TempFiles tf(disk_dir());
+  const std::string a = tf.make(0, 16 * kMiB);
+  ChannelOptions o = small_options();
+  o.runtime = rt.get();
+  o.control_core = core;
+  auto first = Channel::open({a}, {}, o);
+  auto second = Channel::open({a}, {}, o);
+  ASSERT_TRUE(first.is_ok() && second.is_ok());
+  const int old_fd = first->switchboard_fd();
+  ASSERT_GE(old_fd, 0);
+  *first = std::move(*second);
+  // The old state goes when its loop task has ended, on the reactor: wait for its descriptor.
+  bool gone = false;
+  for (int i = 0; i < 1000 && !gone; ++i) {
+    gone = fcntl(old_fd, F_GETFD) < 0 && errno == EBADF;
+    if (!gone)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(gone) << "the replaced channel's switchboard is still open";
+  uint64_t bytes = 0;
+  (void)drain(*first, &bytes);  // the channel moved in works
+  EXPECT_EQ(bytes, 16 * kMiB);
+  EXPECT_TRUE(first->close().is_ok());
+  rt->stop();
 }
 
 TEST(ChannelHostTest, NextPageOffTheHostingReactorIsRefused) {

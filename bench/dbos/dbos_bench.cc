@@ -490,6 +490,12 @@ int main_impl(int argc, char** argv) {
                  "[--out FILE] [--no-postgres]\n");
     return 2;
   }
+  // Knobs from the environment (SLUICE_DBOS_SQLITE_WAL_AUTOCHECKPOINT=…), as `sluice` reads them.
+  if (Status st = KnobRegistry::global().load_environment(KnobRegistry::current_environment());
+      !st.is_ok()) {
+    std::fprintf(stderr, "dbos_bench: %s\n", st.to_string().c_str());
+    return 2;
+  }
   const std::string what = argv[1];
   int reps = 5;
   double seconds = 0.5;

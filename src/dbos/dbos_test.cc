@@ -265,6 +265,40 @@ TEST_P(DbosTest, BatchSchedulingAndCompletionAreOneTransactionEach) {
   EXPECT_EQ(scalar("SELECT unused_capacity FROM Worker"), 100);
 }
 
+// Each element of a batch keeps its own id, priority and payload, and an element no worker could
+// take comes back without a worker, in its place (PostgreSQL runs the batch as one call).
+TEST_P(DbosTest, ABatchAnswersEveryElementInOrder) {
+  Scheduler sched(*session_);
+  ASSERT_TRUE(sched.add_worker({.worker_id = 7, .p_key = 0, .capacity = 3}).is_ok());
+  ASSERT_TRUE(sched.add_worker({.worker_id = 8, .p_key = 1, .capacity = 1}).is_ok());
+  const std::string odd = "quote \" back\\slash {} [] ünï\n";
+  std::vector<TaskSpec> tasks = {
+      {.task_id = 9001, .p_key = 0, .priority = 5, .payload = odd},
+      {.p_key = 1},
+      {.p_key = 1},  // partition 1 is full by now
+      {.p_key = 0},
+      {.p_key = 0},
+      {.p_key = 0},  // partition 0 too
+  };
+  auto r = sched.schedule_batch("fifo", tasks);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  ASSERT_EQ(r->size(), tasks.size());
+  const std::vector<std::optional<int64_t>> want = {7, 8, std::nullopt, 7, 7, std::nullopt};
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ((*r)[i].worker_id, want[i]) << "element " << i;
+    EXPECT_EQ((*r)[i].p_key, tasks[i].p_key) << "element " << i;
+  }
+  EXPECT_EQ((*r)[0].task_id, 9001);
+  EXPECT_EQ(scalar("SELECT priority FROM Task WHERE task_id = 9001"), 5);
+  EXPECT_EQ(scalar("SELECT count(*) FROM Task WHERE task_id = 9001 AND payload = '" +
+                   std::string("quote \" back\\slash {} [] ünï\n") + "'"),
+            1);
+  EXPECT_EQ(scalar("SELECT count(*) FROM Task"), 4);
+  EXPECT_EQ(scalar("SELECT sum(unused_capacity) FROM Worker"), 0);
+  auto unknown = sched.schedule_batch("no_such", tasks);
+  EXPECT_EQ(unknown.status().code(), StatusCode::kNotFound);
+}
+
 TEST_P(DbosTest, ANewSchedulerIsOneSqlFileAndNoRebuild) {
   const fs::path dir = fs::path(dir_) / "schedulers" / std::string(dialect_name(GetParam()));
   fs::create_directories(dir);
@@ -303,6 +337,13 @@ TEST_P(DbosTest, ANewSchedulerIsOneSqlFileAndNoRebuild) {
   auto a = sched.schedule("highest_id", {.p_key = 0});
   ASSERT_TRUE(a.is_ok()) << a.status().to_string();
   EXPECT_EQ(a->worker_id, 9);
+  // A batch goes through the same file, with no change elsewhere either.
+  std::vector<TaskSpec> two(2, TaskSpec{.p_key = 0});
+  auto b = sched.schedule_batch("highest_id", two);
+  ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+  ASSERT_EQ(b->size(), 2u);
+  EXPECT_EQ((*b)[0].worker_id, 4);
+  EXPECT_FALSE((*b)[1].worker_id.has_value());
 }
 
 TEST_P(DbosTest, UnknownWorkerTaskOrSchedulerIsAClearError) {

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include "dbos/service_util.h"
 
 namespace sluice::dbos {
@@ -95,9 +97,52 @@ Result<Assignment> Scheduler::schedule(std::string_view name, const TaskSpec& ta
   return *a;
 }
 
+namespace {
+
+// PostgreSQL: the whole batch in one call of dbos_sched_batch (one round trip, where a loop of
+// calls is one per task). SQLite runs in-process, so the loop below costs no round trips there.
+Result<std::vector<Assignment>> schedule_batch_in_one_call(Session& s, std::string_view name,
+                                                           std::span<const TaskSpec> tasks) {
+  nlohmann::json batch = nlohmann::json::array();
+  for (const TaskSpec& t : tasks) {
+    nlohmann::json e = {{"p_key", t.p_key}, {"priority", t.priority}};
+    e["task_id"] = t.task_id == 0 ? nlohmann::json() : nlohmann::json(t.task_id);
+    e["payload"] = t.payload.empty() ? nlohmann::json() : nlohmann::json(t.payload);
+    batch.push_back(std::move(e));
+  }
+  Arg args[] = {{"scheduler", std::string(name)}, {"tasks", batch.dump()}, {"now_us", now_us()}};
+  SLUICE_ASSIGN_OR_RETURN(QueryResult r, s.call("sched_batch", args));
+  std::vector<Assignment> out;
+  out.reserve(tasks.size());
+  for (const TaskSpec& t : tasks)
+    out.push_back(Assignment{.task_id = t.task_id, .p_key = t.p_key, .worker_id = {}});
+  for (const Row& row : r.rows) {
+    if (row.size() < 4) {
+      return internal_error(
+          fmt::format("scheduler '{}' returned {} columns in a batch; a "
+                      "scheduler returns (task_id, p_key, worker_id)",
+                      name, row.size() - 1));
+    }
+    const int64_t pos = value_to_int(row[0]).value_or(0);
+    if (pos < 1 || static_cast<size_t>(pos) > out.size()) {
+      return internal_error(fmt::format("batch answer for element {} of {}", pos, out.size()));
+    }
+    Assignment& a = out[static_cast<size_t>(pos - 1)];
+    a.task_id = value_to_int(row[1]).value_or(0);
+    a.p_key = value_to_int(row[2]).value_or(a.p_key);
+    a.worker_id = value_to_int(row[3]);
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<std::vector<Assignment>> Scheduler::schedule_batch(std::string_view name,
                                                           std::span<const TaskSpec> tasks) {
   SLUICE_RETURN_IF_ERROR(check_scheduler(session_->database(), name));
+  if (session_->dialect() == Dialect::kPostgres) {
+    return schedule_batch_in_one_call(*session_, name, tasks);
+  }
   const std::string proc = fmt::format("sched_{}", name);
   std::vector<Assignment> out;
   SLUICE_RETURN_IF_ERROR(session_->transact([&]() -> Status {

@@ -59,8 +59,9 @@ class Scheduler {
   // resource exhausted (no worker of the partition has capacity and the policy does not defer),
   // already exists (task_id taken).
   Result<Assignment> schedule(std::string_view name, const TaskSpec& task);
-  // Schedules tasks in one transaction (one commit). A task that finds no capacity is returned
-  // without worker and is not recorded, unless the policy defers it.
+  // Schedules tasks in one transaction (one commit; on PostgreSQL one call, dbos_sched_batch).
+  // The answers are in the order of `tasks`; a task that finds no capacity is returned without
+  // worker and is not recorded, unless the policy defers it.
   Result<std::vector<Assignment>> schedule_batch(std::string_view name,
                                                  std::span<const TaskSpec> tasks);
   // `fifo` as the paper runs it: try partitions from `first` round-robin until one has capacity.

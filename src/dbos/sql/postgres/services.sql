@@ -134,3 +134,28 @@ CREATE OR REPLACE FUNCTION dbos_has_mail(receiver_id bigint, now_us bigint DEFAU
 RETURNS TABLE (out_any bigint) LANGUAGE sql AS $$
   SELECT CASE WHEN EXISTS (SELECT 1 FROM message m WHERE m.receiver_id = $1) THEN 1 ELSE 0 END::bigint;
 $$;
+
+-- A batch of tasks in one call, so a batch is one round trip instead of one per task: each
+-- element of `tasks` (a JSON array of {p_key, task_id, priority, payload}) goes through the
+-- named scheduler's function, in order, in the caller's transaction. One row per element that a
+-- worker took: its position (from 1) and the scheduler's (task_id, p_key, worker_id). Any
+-- scheduler installed as dbos_sched_<name> works, so a new one still needs no change here.
+CREATE OR REPLACE FUNCTION dbos_sched_batch(scheduler text, tasks jsonb, now_us bigint DEFAULT 0)
+RETURNS TABLE (out_pos bigint, out_task_id bigint, out_p_key bigint, out_worker_id bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  t record;
+  call text := format('SELECT s.* FROM %I(p_key => $1, task_id => $2, priority => $3, '
+                      'payload => $4, scheduler => $5, now_us => $6) AS s(a, b, c)',
+                      'dbos_sched_' || scheduler);
+BEGIN
+  FOR t IN SELECT e.pos, x.p_key, x.task_id, coalesce(x.priority, 0) AS priority, x.payload
+           FROM jsonb_array_elements(tasks) WITH ORDINALITY AS e(elem, pos),
+                jsonb_to_record(e.elem) AS x(p_key bigint, task_id bigint, priority bigint,
+                                              payload text)
+           ORDER BY e.pos
+  LOOP
+    RETURN QUERY EXECUTE format('SELECT %s::bigint, r.* FROM (%s) r', t.pos, call)
+      USING t.p_key, t.task_id, t.priority, t.payload, scheduler, now_us;
+  END LOOP;
+END $$;

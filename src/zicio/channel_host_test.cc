@@ -177,7 +177,7 @@ TEST(ChannelHostTest, AssigningOverAnOpenChannelClosesIt) {
   *first = std::move(*second);
   // The old state goes when its loop task has ended, on the reactor: wait for its descriptor.
   bool gone = false;
-  for (int i = 0; i < 1000 && !gone; ++i) {
+  for (int i = 0; i < 5000 && !gone; ++i) {
     gone = fcntl(old_fd, F_GETFD) < 0 && errno == EBADF;
     if (!gone)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -349,50 +349,6 @@ sluice::para::Runtime* control_runtime() {
   return rt.get();
 }
 
-RunResult run_zicio(const std::string& path, const std::vector<Range>& ranges, uint64_t file_size,
-                    unsigned max_inflight, bool on_reactor, Worker& w) {
-  sluice::zicio::ChannelOptions opt = sluice::zicio::ChannelOptions::from_knobs();
-  opt.name = "bench";
-  if (max_inflight != 0)
-    opt.max_inflight = max_inflight;
-  opt.control_core = g_control_core;
-  if (on_reactor)
-    opt.runtime = control_runtime();
-  std::vector<Range> rs = ranges;
-  if (rs.size() == 1 && rs[0].offset == 0 && rs[0].length == file_size)
-    rs.clear();  // a full scan: no range list
-  auto ch = sluice::zicio::Channel::open({path}, rs, opt);
-  if (!ch.is_ok())
-    die("zicio open: " + ch.status().to_string());
-  for (;;) {
-    const int64_t t0 = now_ns();
-    auto page = ch->get_page_wait(std::chrono::seconds(60));
-    w.add_wait(now_ns() - t0);
-    if (!page.is_ok()) {
-      if (page.status().code() == sluice::StatusCode::kOutOfRange)
-        break;
-      die("zicio get_page: " + page.status().to_string());
-    }
-    w.process(page->data, page->size);
-    if (auto st = ch->put_page(*page); !st.is_ok())
-      die("zicio put_page: " + st.to_string());
-  }
-  const sluice::zicio::ChannelStats s = ch->stats();
-  if (auto st = ch->close(); !st.is_ok())
-    die("zicio close: " + st.to_string());
-  RunResult res;
-  res.bytes_read = s.bytes_read;
-  char note[256];
-  std::snprintf(note, sizeof note,
-                "chan_wait_ns=%" PRIu64 " reads=%" PRIu64 " paced=%" PRIu64 " reward=%" PRIu64
-                " max_inflight=%" PRIu64 " ctl_cpu_ns=%" PRIu64 " su=%.0f sd=%.0f %s %s",
-                s.worker_wait_ns, s.requests, s.paced_requests, s.reward_requests,
-                s.max_inflight_seen, s.control_cpu_ns, s.su_bytes_per_s, s.sd_bytes_per_s,
-                s.direct ? "direct" : "buffered", s.buffer_backing.c_str());
-  res.note = note;
-  return res;
-}
-
 // zicio-task: the worker is itself a task of the reactor that hosts the control loop and
 // awaits its pages (Channel::next_page), so one core does both, as in the io_uring loop, and no
 // completion crosses cores. A Task's parameters are copied into its frame, so no capture can
@@ -418,31 +374,67 @@ sluice::para::Task<sluice::Result<sluice::zicio::ChannelStats>> scan_on_reactor(
   co_return s;
 }
 
-RunResult run_zicio_task(const std::string& path, const std::vector<Range>& ranges,
-                         uint64_t file_size, unsigned max_inflight, Worker& w) {
+// The same scan with the worker on this thread (get_page_wait).
+sluice::Result<sluice::zicio::ChannelStats> scan_on_thread(const std::string& path,
+                                                           const std::vector<Range>& ranges,
+                                                           const sluice::zicio::ChannelOptions& opt,
+                                                           Worker& w) {
+  SLUICE_ASSIGN_OR_RETURN(sluice::zicio::Channel ch,
+                          sluice::zicio::Channel::open({path}, ranges, opt));
+  for (;;) {
+    const int64_t t0 = now_ns();
+    auto page = ch.get_page_wait(std::chrono::seconds(60));
+    w.add_wait(now_ns() - t0);
+    if (!page.is_ok()) {
+      if (page.status().code() == sluice::StatusCode::kOutOfRange)
+        break;
+      return page.status();
+    }
+    w.process(page->data, page->size);
+    SLUICE_RETURN_IF_ERROR(ch.put_page(*page));
+  }
+  sluice::zicio::ChannelStats s = ch.stats();
+  SLUICE_RETURN_IF_ERROR(ch.close());
+  return s;
+}
+
+// Where a zicio run puts its control loop and its worker.
+enum class ZicioHost {
+  kReactor,  // loop on a para reactor, worker on this thread (method zicio)
+  kThread,   // loop on a thread of its own (zicio-thread)
+  kTask,     // loop and worker both on the reactor (zicio-task)
+};
+
+RunResult run_zicio(const std::string& path, const std::vector<Range>& ranges, uint64_t file_size,
+                    unsigned max_inflight, ZicioHost host, Worker& w) {
   sluice::zicio::ChannelOptions opt = sluice::zicio::ChannelOptions::from_knobs();
   opt.name = "bench";
   if (max_inflight != 0)
     opt.max_inflight = max_inflight;
   opt.control_core = g_control_core;
-  opt.runtime = control_runtime();
+  if (host != ZicioHost::kThread)
+    opt.runtime = control_runtime();
   std::vector<Range> rs = ranges;
   if (rs.size() == 1 && rs[0].offset == 0 && rs[0].length == file_size)
-    rs.clear();
+    rs.clear();  // a full scan: no range list
   Worker* wp = &w;
-  auto r = opt.runtime->run_on(g_control_core,
-                               [path, rs, opt, wp] { return scan_on_reactor(path, rs, opt, wp); });
+  const sluice::Result<sluice::zicio::ChannelStats> r =
+      host == ZicioHost::kTask
+          ? opt.runtime->run_on(g_control_core,
+                                [path, rs, opt, wp] { return scan_on_reactor(path, rs, opt, wp); })
+          : scan_on_thread(path, rs, opt, w);
   if (!r.is_ok())
-    die("zicio-task: " + r.status().to_string());
+    die("zicio: " + r.status().to_string());
   const sluice::zicio::ChannelStats& s = *r;
   RunResult res;
   res.bytes_read = s.bytes_read;
   char note[256];
   std::snprintf(note, sizeof note,
-                "chan_wait_ns=%" PRIu64 " reads=%" PRIu64 " reward=%" PRIu64
-                " max_inflight=%" PRIu64 " ctl_cpu_ns=%" PRIu64 " %s %s",
-                s.worker_wait_ns, s.requests, s.reward_requests, s.max_inflight_seen,
-                s.control_cpu_ns, s.direct ? "direct" : "buffered", s.buffer_backing.c_str());
+                "chan_wait_ns=%" PRIu64 " reads=%" PRIu64 " paced=%" PRIu64 " reward=%" PRIu64
+                " max_inflight=%" PRIu64 " ctl_cpu_ns=%" PRIu64 " su=%.0f sd=%.0f %s %s",
+                s.worker_wait_ns, s.requests, s.paced_requests, s.reward_requests,
+                s.max_inflight_seen, s.control_cpu_ns, s.su_bytes_per_s, s.sd_bytes_per_s,
+                s.direct ? "direct" : "buffered", s.buffer_backing.c_str());
   res.note = note;
   return res;
 }
@@ -575,16 +567,17 @@ void run_one(const Config& c, const std::string& method, uint64_t rate, uint64_t
     res = run_uring(c.file, ranges, used_req, c.uring_budget, false, w);
   } else if (method == "zicio") {
     used_req = sluice::zicio::kChunkSize;
-    res = run_zicio(c.file, ranges, file_size, 0, true, w);
+    res = run_zicio(c.file, ranges, file_size, 0, ZicioHost::kReactor, w);
   } else if (method == "zicio-thread") {
     used_req = sluice::zicio::kChunkSize;
-    res = run_zicio(c.file, ranges, file_size, 0, false, w);
+    res = run_zicio(c.file, ranges, file_size, 0, ZicioHost::kThread, w);
   } else if (method == "zicio-task" || method == "zicio-task-q16") {
     used_req = sluice::zicio::kChunkSize;
-    res = run_zicio_task(c.file, ranges, file_size, method == "zicio-task" ? 0 : 16, w);
+    res =
+        run_zicio(c.file, ranges, file_size, method == "zicio-task" ? 0 : 16, ZicioHost::kTask, w);
   } else if (method == "zicio-q16") {
     used_req = sluice::zicio::kChunkSize;
-    res = run_zicio(c.file, ranges, file_size, 16, true, w);
+    res = run_zicio(c.file, ranges, file_size, 16, ZicioHost::kReactor, w);
   } else if (method.starts_with("uring-")) {
     // uring-qN (N reads in flight), uring-thp (huge-page buffers), uring-thp-qN.
     used_req = c.uring_req != 0 ? c.uring_req : req;

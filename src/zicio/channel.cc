@@ -127,8 +127,8 @@ const IntKnob kControlCore(
 constexpr uint64_t kKickTag = ~uint64_t{0};
 constexpr uint64_t kTimerTag = ~uint64_t{0} - 1;
 constexpr uint64_t kTimerUpdateTag = ~uint64_t{0} - 2;
-// File-system bypass: a chunk whose extents need more device reads than this is read through the
-// file instead (a badly fragmented file gains nothing from the bypass).
+// File-system bypass: the reads of a chunk whose extents need more device reads than this go
+// through the file instead (a badly fragmented file gains nothing from the bypass).
 constexpr size_t kMaxPiecesPerChunk = 64;
 
 // Suspends a worker task until the control loop's next pass (Impl::resume_page_waiter).
@@ -250,42 +250,67 @@ struct FileInfo {
   bool direct = false;
 };
 
-// One chunk of the plan: one read (aligned for O_DIRECT) into one buffer, of which
-// [skip, skip + len) is handed to the worker.
-struct PlanChunk {
+// One read of the plan: [read_offset, read_offset + read_len) of `file`, aligned for O_DIRECT,
+// lands at `buffer_offset` of its chunk's buffer; [skip, skip + len) of it is handed out.
+struct PlanRead {
   uint64_t read_offset = 0;
   uint64_t stream_offset = 0;  // of the first handed-out byte
-  uint64_t before = 0;         // bytes handed out by all earlier chunks
   uint32_t file = 0;
+  uint32_t buffer_offset = 0;
   uint32_t read_len = 0;
   uint32_t skip = 0;
   uint32_t len = 0;
   bool last_of_file = false;
 };
 
-void plan_piece(std::vector<PlanChunk>* plan, const FileInfo& f, uint32_t file, uint64_t s,
+// One chunk of the plan: one buffer, filled by one read, or by several small ones packed back to
+// back (range pieces, small files): a buffer per 64 KiB piece would cost a pass, a publish and a
+// wake-up per 64 KiB.
+struct PlanChunk {
+  uint64_t before = 0;      // bytes handed out by all earlier chunks
+  uint32_t first_read = 0;  // index of its first read in Plan::reads
+  uint32_t num_reads = 0;
+  uint32_t read_len = 0;  // bytes its reads cover
+  uint32_t len = 0;       // bytes it hands out
+};
+
+struct Plan {
+  std::vector<PlanChunk> chunks;
+  std::vector<PlanRead> reads;
+  uint64_t total_bytes = 0;
+
+  const PlanRead& read(const PlanChunk& c, uint32_t i) const { return reads[c.first_read + i]; }
+};
+
+// The most reads packed into one chunk (32 × 64 KiB fill a buffer); fits the read index field of
+// a read's io_uring tag.
+constexpr uint32_t kMaxReadsPerChunk = 64;
+
+void plan_piece(std::vector<PlanRead>* reads, const FileInfo& f, uint32_t file, uint64_t s,
                 uint64_t e) {
   while (s < e) {
-    const uint64_t boundary = align_down(s, kChunkSize) + kChunkSize;
+    // A read is at most a buffer long. Full scans and ranges on 2 MiB boundaries read 2 MiB
+    // aligned chunks; a small range is one read wherever it lies.
+    const uint64_t boundary = align_down(s, f.align) + kChunkSize;
     const uint64_t pe = std::min(e, boundary);
-    PlanChunk c;
-    c.file = file;
-    c.read_offset = align_down(s, f.align);
-    c.read_len = static_cast<uint32_t>(std::min(align_up(pe, f.align), boundary) - c.read_offset);
-    c.skip = static_cast<uint32_t>(s - c.read_offset);
-    c.len = static_cast<uint32_t>(pe - s);
-    c.stream_offset = f.stream_base + s;
-    plan->push_back(c);
+    PlanRead r;
+    r.file = file;
+    r.read_offset = align_down(s, f.align);
+    r.read_len = static_cast<uint32_t>(std::min(align_up(pe, f.align), boundary) - r.read_offset);
+    r.skip = static_cast<uint32_t>(s - r.read_offset);
+    r.len = static_cast<uint32_t>(pe - s);
+    r.stream_offset = f.stream_base + s;
+    reads->push_back(r);
     s = pe;
   }
 }
 
-std::vector<PlanChunk> build_plan(const std::vector<FileInfo>& files,
-                                  const std::vector<Range>& ranges) {
-  std::vector<PlanChunk> plan;
+Plan build_plan(const std::vector<FileInfo>& files, const std::vector<Range>& ranges) {
+  Plan plan;
+  std::vector<PlanRead>& reads = plan.reads;
   if (ranges.empty()) {
     for (uint32_t i = 0; i < files.size(); ++i)
-      plan_piece(&plan, files[i], i, 0, files[i].size);
+      plan_piece(&reads, files[i], i, 0, files[i].size);
   } else {
     for (const Range& r : ranges) {
       const uint64_t rs = r.offset, re = r.offset + r.length;
@@ -293,15 +318,24 @@ std::vector<PlanChunk> build_plan(const std::vector<FileInfo>& files,
         const uint64_t fs = files[i].stream_base, fe = fs + files[i].size;
         const uint64_t s = std::max(rs, fs), e = std::min(re, fe);
         if (s < e)
-          plan_piece(&plan, files[i], i, s - fs, e - fs);
+          plan_piece(&reads, files[i], i, s - fs, e - fs);
       }
     }
   }
-  uint64_t before = 0;
-  for (size_t k = 0; k < plan.size(); ++k) {
-    plan[k].before = before;
-    before += plan[k].len;
-    plan[k].last_of_file = k + 1 == plan.size() || plan[k + 1].file != plan[k].file;
+  // Pack consecutive reads into chunks while they fit one buffer, in stream order. Every read
+  // is a multiple of its file's alignment long, so each one packed after it starts aligned.
+  for (uint32_t i = 0; i < reads.size(); ++i) {
+    PlanRead& r = reads[i];
+    r.last_of_file = i + 1 == reads.size() || reads[i + 1].file != r.file;
+    if (plan.chunks.empty() || plan.chunks.back().read_len + r.read_len > kChunkSize ||
+        plan.chunks.back().num_reads == kMaxReadsPerChunk)
+      plan.chunks.push_back({.before = plan.total_bytes, .first_read = i});
+    PlanChunk& c = plan.chunks.back();
+    r.buffer_offset = c.read_len;
+    c.read_len += r.read_len;
+    c.len += r.len;
+    ++c.num_reads;
+    plan.total_bytes += r.len;
   }
   return plan;
 }
@@ -343,6 +377,7 @@ ChannelStats stats_from(const detail::Switchboard& sb) {
   s.sd_bytes_per_s = dcost > 0 ? 1e9 / dcost : 0;
   s.requests = c.submitted.load(r);
   s.completions = c.completed.load(r);
+  s.device_reads = c.device_reads.load(r);
   s.bytes_read = c.bytes_read.load(r);
   s.max_inflight_seen = c.max_inflight_seen.load(r);
   s.reward_requests = c.reward_submits.load(r);
@@ -446,16 +481,13 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
     stream_bytes_ = stream;
     SLUICE_RETURN_IF_ERROR(validate_ranges(ranges, stream_bytes_));
     plan_ = build_plan(files_, ranges);
-    uint64_t total = 0;
-    for (const PlanChunk& c : plan_)
-      total += c.len;
     SLUICE_ASSIGN_OR_RETURN(
         sb_, detail::Switchboard::create({.name = opt_.name,
                                           .num_slots = n_,
                                           .chunk_size = kChunkSize,
                                           .page_size = ps,
-                                          .total_chunks = plan_.size(),
-                                          .total_bytes = total,
+                                          .total_chunks = plan_.chunks.size(),
+                                          .total_bytes = plan_.total_bytes,
                                           .num_files = static_cast<uint32_t>(files_.size())}));
     SLUICE_RETURN_IF_ERROR(buffers_.create(n_, opt_.huge_pages, opt_.simulate_no_hugetlb, &notes_));
     SLUICE_RETURN_IF_ERROR(setup_ring());
@@ -535,7 +567,7 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
   Outcome try_get(Page* out) {
     const detail::Switchboard& sb = sb_;
     if (!has_current_) {
-      if (claimed_ == plan_.size())
+      if (claimed_ == plan_.chunks.size())
         return Outcome::kEnd;
       uint64_t chunk = 0;
       uint32_t bytes = 0;
@@ -554,7 +586,7 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
       }
       if (!got)
         return not_ready_outcome();
-      SLUICE_ASSERT(chunk < plan_.size() && bytes == plan_[chunk].len,
+      SLUICE_ASSERT(chunk < plan_.chunks.size() && bytes == plan_.chunks[chunk].len,
                     "a zicio buffer was published with a chunk or size the plan does not have");
       const int64_t now = clock_.now_ns();
       sb.slot(slot).first_access_ns.store(now, std::memory_order_relaxed);
@@ -568,6 +600,7 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
       ws.handed_all = false;
       has_current_ = true;
       cur_slot_ = slot;
+      cur_read_ = 0;
       cur_page_ = 0;
       ++claimed_;
       if (!opt_.any_order)
@@ -577,21 +610,27 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
           {.time_ns = now, .chunk = chunk, .bytes = bytes, .slot = slot, .kind = ChunkEvent::kGet});
     }
     WorkerSlot& ws = slots_[cur_slot_];
-    const PlanChunk& c = plan_[ws.chunk];
+    const PlanChunk& c = plan_.chunks[ws.chunk];
+    // Pages are cut per read: one never spans two packed reads, whose bytes are not adjacent in
+    // the stream.
+    const PlanRead& r = plan_.read(c, cur_read_);
     const uint64_t off = cur_page_ * opt_.page_size;
-    const size_t size = std::min<uint64_t>(opt_.page_size, c.len - off);
-    out->data = buffers_.slot(cur_slot_) + c.skip + off;
+    const size_t size = std::min<uint64_t>(opt_.page_size, r.len - off);
+    out->data = buffers_.slot(cur_slot_) + r.buffer_offset + r.skip + off;
     out->size = size;
-    out->stream_offset = c.stream_offset + off;
-    out->file_index = c.file;
-    out->file_offset = c.read_offset + c.skip + off;
+    out->stream_offset = r.stream_offset + off;
+    out->file_index = r.file;
+    out->file_offset = r.read_offset + r.skip + off;
     out->chunk = ws.chunk;
     out->slot = cur_slot_;
     ++ws.outstanding;
     ++cur_page_;
-    if (off + size >= c.len) {
-      ws.handed_all = true;
-      has_current_ = false;
+    if (off + size >= r.len) {
+      cur_page_ = 0;
+      if (++cur_read_ == c.num_reads) {
+        ws.handed_all = true;
+        has_current_ = false;
+      }
     }
     detail::WorkerMetrics& w = sb_.worker();
     bump(w.pages_got);
@@ -614,7 +653,7 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
       // Any order: stuck only when the loop waits for a held buffer, has nothing in flight, and
       // nothing is ready (re-checked after reading `inflight`, which drops after a publish).
       const uint64_t to_read = sb.control().next_chunk.load(std::memory_order_acquire);
-      if (to_read < plan_.size() && held_by_worker(to_read) &&
+      if (to_read < plan_.chunks.size() && held_by_worker(to_read) &&
           sb.control().inflight.load(std::memory_order_acquire) == 0) {
         bool any_ready = false;
         for (uint32_t i = 0; i < n_ && !any_ready; ++i)
@@ -761,7 +800,7 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
     if (ws.outstanding == 0 && ws.handed_all) {
       const int64_t now = clock_.now_ns();
       const int64_t first = sb_.slot(p.slot).first_access_ns.load(std::memory_order_relaxed);
-      const uint64_t bytes = plan_[ws.chunk].len;
+      const uint64_t bytes = plan_.chunks[ws.chunk].len;
       consumption_.record_consumption(bytes, static_cast<double>(now - first));
       w.consume_cost_bits.store(detail::double_to_bits(consumption_.consumption_cost()),
                                 std::memory_order_relaxed);
@@ -794,12 +833,9 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
     for (uint32_t i = 0; i < n_; ++i)
       (void)sb_.revoke(i);
     plan_ = build_plan(files_, ranges);
-    uint64_t total = 0;
-    for (const PlanChunk& c : plan_)
-      total += c.len;
     auto& h = const_cast<detail::Header&>(sb_.header());
-    h.total_chunks = plan_.size();
-    h.total_bytes = total;
+    h.total_chunks = plan_.chunks.size();
+    h.total_bytes = plan_.total_bytes;
     detail::ControlMetrics& c = sb_.control();
     c.next_chunk.store(0, std::memory_order_relaxed);
     return start_loop();
@@ -938,10 +974,13 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
     bool busy = false;
     uint64_t chunk = 0;
     int64_t submit_ns = 0;
-    uint32_t pending = 0;     // device reads not yet completed (1 without the bypass)
-    uint64_t bytes = 0;       // bytes placed in the buffer so far
-    int error = 0;            // the first failed read's errno
-    bool short_read = false;  // bypass: a device read came back short
+    uint32_t pending = 0;            // reads of the chunk not yet completed
+    uint64_t bytes = 0;              // bytes placed in the buffer so far
+    int error = 0;                   // the first failed read's errno
+    bool short_device_read = false;  // bypass: a device read came back short
+    bool shrunk = false;             // a read through the file came back short
+    uint32_t failed_read = 0;        // the plan read of `error` or `shrunk`
+    uint64_t shrunk_got = 0;
   };
 
   static void bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
@@ -1080,12 +1119,15 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
     return Status::ok();
   }
 
-  // One device read (or a zero fill) of a bypassed chunk.
+  // One read of a chunk into its buffer: from the device (file-system bypass), through the file,
+  // or a zero fill.
   struct Piece {
     uint64_t buffer_offset = 0;
-    uint64_t physical = 0;
+    uint64_t physical = 0;  // the device's offset, or the file's when through_file
     uint64_t length = 0;
     bool zero = false;  // a hole or a preallocated extent: fill with zeros
+    uint32_t read = 0;  // the plan read it belongs to, within its chunk
+    bool through_file = false;
   };
   // The pieces of [offset, offset + length) of `f`; false when there are too many.
   static bool pieces_of(const FileInfo& f, uint64_t offset, uint64_t length,
@@ -1125,9 +1167,9 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
     kick_fd_ = eventfd(0, EFD_CLOEXEC);
     if (kick_fd_ < 0)
       return errno_status(errno, "eventfd for the zicio control loop");
-    // A read per ring buffer (small range pieces fill the byte budget with more reads), the
-    // wake-up read and a timer.
-    const unsigned depth = opt_.bypass ? 1024u : std::max(8u, n_ + 4);
+    // The reads of several chunks (a chunk of packed range pieces has up to 64, the bypass more),
+    // the wake-up read and a timer.
+    const unsigned depth = std::max(opt_.bypass ? 1024u : 2 * kMaxReadsPerChunk, n_ + 4);
     const int rc = io_uring_queue_init(depth, &ring_, 0);
     if (rc < 0)
       return errno_status(-rc, "io_uring_queue_init for a zicio channel");
@@ -1200,8 +1242,7 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
   }
 
   bool submit_read(uint64_t k, int64_t now);
-  bool submit_bypass(uint64_t k, int64_t now);
-  // Returns true when the read finished its chunk (every device read of it completed).
+  // Returns true when the read finished its chunk (every read of it completed).
   bool complete_read(io_uring_cqe* cqe, int64_t now);
 
   ChannelOptions opt_;
@@ -1209,9 +1250,10 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
   uint32_t n_ = 0;
   std::vector<FileInfo> files_;
   std::map<dev_t, int> devices_;  // file-system bypass: block device descriptors
-  std::vector<Piece> pieces_;     // scratch for submit_bypass
+  std::vector<Piece> pieces_;     // scratch for submit_read: one read's extents
+  std::vector<Piece> ops_;        // scratch for submit_read: the chunk's reads
   uint64_t stream_bytes_ = 0;
-  std::vector<PlanChunk> plan_;  // fixed while the loop runs
+  Plan plan_;  // fixed while the loop runs
   detail::Switchboard sb_;
   Buffers buffers_;
   std::vector<std::string> notes_;
@@ -1230,7 +1272,8 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
   uint32_t held_ = 0;        // buffers in use by the worker
   bool has_current_ = false;
   uint32_t cur_slot_ = 0;
-  uint64_t cur_page_ = 0;
+  uint32_t cur_read_ = 0;  // of the current chunk
+  uint64_t cur_page_ = 0;  // of that read
   detail::Pacer consumption_{detail::PacerConfig{}};
   int64_t spin_next_ns_ = 0;  // how long get_page_wait spins next (opt_.spin or 0)
   // A worker task on the hosting reactor: inside next_page, and suspended there (the loop's
@@ -1247,7 +1290,8 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
   std::thread loop_;
   std::atomic<bool> stop_{false};
   std::vector<Inflight> inflight_;
-  unsigned inflight_count_ = 0;
+  unsigned inflight_count_ = 0;  // chunks
+  unsigned inflight_sqes_ = 0;   // their entries in the ring
   uint64_t inflight_bytes_ = 0;
   unsigned unwoken_ = 0;  // chunks published since the worker was last woken
   uint64_t next_ = 0;     // the next chunk of the plan to read
@@ -1267,21 +1311,64 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
   Status error_;
 };
 
-bool Channel::Impl::submit_bypass(uint64_t k, int64_t now) {
-  const PlanChunk& c = plan_[k];
+namespace {
+// A read's io_uring tag: its buffer (bits 0–31) and the index of its plan read within the chunk
+// (32–37); a device read of the file-system bypass adds its length (38–61) and bit 62.
+constexpr uint64_t kDeviceReadBit = uint64_t{1} << 62;
+static_assert(kMaxReadsPerChunk == 64, "the read index has 6 bits of a tag");
+static_assert(kChunkSize < (uint64_t{1} << 24), "a device read's length has 24 bits of a tag");
+
+uint64_t file_read_tag(uint32_t slot, uint32_t read) {
+  return slot | (uint64_t{read} << 32);
+}
+uint64_t device_read_tag(uint32_t slot, uint32_t read, uint64_t length) {
+  return slot | (uint64_t{read} << 32) | (length << 38) | kDeviceReadBit;
+}
+}  // namespace
+
+// Every read of chunk k goes into the ring, or none does: false when the ring has no room for
+// all of them now (the loop tries again after completions).
+bool Channel::Impl::submit_read(uint64_t k, int64_t now) {
+  const PlanChunk& c = plan_.chunks[k];
   const auto slot = static_cast<uint32_t>(k % n_);
-  const FileInfo& f = files_[c.file];
-  if (!pieces_of(f, c.read_offset, c.read_len, &pieces_))
+  ops_.clear();
+  size_t device_pieces = 0;
+  for (uint32_t i = 0; i < c.num_reads; ++i) {
+    const PlanRead& r = plan_.read(c, i);
+    const FileInfo& f = files_[r.file];
+    // File-system bypass: the read's extents, from the device. A chunk spread over too many
+    // extents reads the rest through the file.
+    if (opt_.bypass && !f.extents.empty() && pieces_of(f, r.read_offset, r.read_len, &pieces_) &&
+        device_pieces + pieces_.size() <= kMaxPiecesPerChunk) {
+      device_pieces += pieces_.size();
+      for (Piece p : pieces_) {
+        p.buffer_offset += r.buffer_offset;
+        p.read = i;
+        ops_.push_back(p);
+      }
+    } else {
+      ops_.push_back({.buffer_offset = r.buffer_offset,
+                      .physical = r.read_offset,
+                      .length = r.read_len,
+                      .read = i,
+                      .through_file = true});
+    }
+  }
+  unsigned sqes = 0;
+  for (const Piece& p : ops_)
+    sqes += p.zero ? 0 : 1;
+  // Room for them, a no-op (a chunk of holes) and the wake-up read; and no more entries in
+  // flight than the completion queue holds (the wake-up read and a timer are in flight too).
+  if (io_uring_sq_space_left(&ring_) < sqes + 2 ||
+      inflight_sqes_ + sqes + 3 > ring_.cq.ring_entries)
     return false;
-  size_t reads = 0;
-  for (const Piece& p : pieces_)
-    reads += p.zero ? 0 : 1;
-  if (io_uring_sq_space_left(&ring_) < reads + 2)  // + a no-op, + the wake-up read
-    return false;
-  const bool fixed = (sb_.control().registered.load(std::memory_order_relaxed) & 1) != 0;
+  const uint32_t reg = sb_.control().registered.load(std::memory_order_relaxed);
+  const bool fixed_buffers = (reg & 1) != 0;
+  const bool fixed_files = (reg & 2) != 0;
+  std::byte* buffer = buffers_.slot(slot);
   Inflight in{.busy = true, .chunk = k, .submit_ns = now};
-  for (const Piece& p : pieces_) {
-    std::byte* dst = buffers_.slot(slot) + p.buffer_offset;
+  for (const Piece& p : ops_) {
+    std::byte* dst = buffer + p.buffer_offset;
     if (p.zero) {
       std::memset(dst, 0, p.length);
       in.bytes += p.length;
@@ -1289,74 +1376,69 @@ bool Channel::Impl::submit_bypass(uint64_t k, int64_t now) {
     }
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     SLUICE_ASSERT(sqe != nullptr, "io_uring ran out of entries after checking for space");
+    const uint32_t file = plan_.read(c, p.read).file;
+    int fd = files_[file].dev_fd;
+    if (p.through_file)
+      fd = fixed_files ? static_cast<int>(file) : files_[file].fd;
     const auto len = static_cast<unsigned>(p.length);
-    if (fixed)
-      io_uring_prep_read_fixed(sqe, f.dev_fd, dst, len, p.physical, static_cast<int>(slot));
+    if (fixed_buffers)
+      io_uring_prep_read_fixed(sqe, fd, dst, len, p.physical, static_cast<int>(slot));
     else
-      io_uring_prep_read(sqe, f.dev_fd, dst, len, p.physical);
-    io_uring_sqe_set_data64(sqe, slot | (p.length << 32));
+      io_uring_prep_read(sqe, fd, dst, len, p.physical);
+    if (p.through_file && fixed_files)
+      sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, p.through_file ? file_read_tag(slot, p.read)
+                                                : device_read_tag(slot, p.read, p.length));
     ++in.pending;
   }
   if (in.pending == 0) {
     // Only holes: complete through the same path as a read, with a no-op.
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     io_uring_prep_nop(sqe);
-    io_uring_sqe_set_data64(sqe, slot);
+    io_uring_sqe_set_data64(sqe, device_read_tag(slot, 0, 0));
     in.pending = 1;
   }
   inflight_[slot] = in;
-  return true;
-}
-
-bool Channel::Impl::submit_read(uint64_t k, int64_t now) {
-  const PlanChunk& c = plan_[k];
-  const uint32_t slot = static_cast<uint32_t>(k % n_);
-  if (opt_.bypass && !files_[c.file].extents.empty()) {
-    if (submit_bypass(k, now))
-      return true;
-    if (pieces_.size() <= kMaxPiecesPerChunk)
-      return false;  // no room in the ring now; try again after completions
-    // Too fragmented: read this chunk through the file.
-  }
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  if (sqe == nullptr)
-    return false;
-  const FileInfo& f = files_[c.file];
-  const uint32_t reg = sb_.control().registered.load(std::memory_order_relaxed);
-  const int fd = (reg & 2) != 0 ? static_cast<int>(c.file) : f.fd;
-  if ((reg & 1) != 0)
-    io_uring_prep_read_fixed(sqe, fd, buffers_.slot(slot), c.read_len, c.read_offset,
-                             static_cast<int>(slot));
-  else
-    io_uring_prep_read(sqe, fd, buffers_.slot(slot), c.read_len, c.read_offset);
-  if ((reg & 2) != 0)
-    sqe->flags |= IOSQE_FIXED_FILE;
-  io_uring_sqe_set_data64(sqe, slot);
-  inflight_[slot] = {.busy = true, .chunk = k, .submit_ns = now, .pending = 1};
+  inflight_sqes_ += in.pending;
+  bump(sb_.control().device_reads, in.pending);
   return true;
 }
 
 bool Channel::Impl::complete_read(io_uring_cqe* cqe, int64_t now) {
-  const uint64_t data = io_uring_cqe_get_data64(cqe);
-  const auto slot = static_cast<uint32_t>(data & 0xffffffffu);
+  const uint64_t tag = io_uring_cqe_get_data64(cqe);
+  const auto slot = static_cast<uint32_t>(tag & 0xffffffffu);
+  const auto index = static_cast<uint32_t>((tag >> 32) & (kMaxReadsPerChunk - 1));
   Inflight& in = inflight_[slot];
   SLUICE_ASSERT(in.busy && in.pending > 0,
                 "a zicio read completed for a buffer with no read in flight");
+  --inflight_sqes_;
+  const PlanChunk& c = plan_.chunks[in.chunk];
   if (cqe->res < 0) {
-    if (in.error == 0)
+    if (in.error == 0) {
       in.error = -cqe->res;
+      in.failed_read = index;
+    }
   } else {
-    in.bytes += static_cast<uint64_t>(cqe->res);
-    const uint64_t want_piece = data >> 32;  // bypass reads carry their length
-    if (want_piece != 0 && static_cast<uint64_t>(cqe->res) < want_piece)
-      in.short_read = true;
+    const auto got = static_cast<uint64_t>(cqe->res);
+    in.bytes += got;
+    if ((tag & kDeviceReadBit) != 0) {
+      if (got < ((tag >> 38) & 0xffffff))
+        in.short_device_read = true;
+    } else {
+      const PlanRead& r = plan_.read(c, index);
+      const uint64_t want =
+          std::min<uint64_t>(r.read_offset + r.read_len, files_[r.file].size) - r.read_offset;
+      if (got < want && !in.shrunk) {
+        in.shrunk = true;
+        in.failed_read = index;
+        in.shrunk_got = got;
+      }
+    }
   }
   if (--in.pending > 0)
     return false;
   in.busy = false;
   const uint64_t k = in.chunk;
-  const PlanChunk& c = plan_[k];
-  const FileInfo& f = files_[c.file];
   detail::ControlMetrics& m = sb_.control();
   bump(m.completed);
   m.last_complete_ns.store(now, std::memory_order_relaxed);
@@ -1365,33 +1447,38 @@ bool Channel::Impl::complete_read(io_uring_cqe* cqe, int64_t now) {
   const auto done_inflight = [&m] {
     m.inflight.store(m.inflight.load(std::memory_order_relaxed) - 1, std::memory_order_release);
   };
+  const PlanRead& failed = plan_.read(c, in.failed_read);
+  const FileInfo& ff = files_[failed.file];
   if (in.error != 0) {
     done_inflight();
-    fail(errno_status(in.error, "read of " + f.path + " at offset " +
-                                    std::to_string(c.read_offset) + " (" +
-                                    std::to_string(c.read_len) + " bytes)"));
+    fail(errno_status(in.error, "read of " + ff.path + " at offset " +
+                                    std::to_string(failed.read_offset) + " (" +
+                                    std::to_string(failed.read_len) + " bytes)"));
     return true;
   }
-  if (in.short_read) {
+  if (in.short_device_read) {
     done_inflight();
-    fail(io_error("a read of the block device under " + f.path +
+    fail(io_error("a read of the block device under " + files_[plan_.read(c, 0).file].path +
                   " came back short (the device is smaller than FIEMAP said?); set "
                   "zicio.bypass=false"));
     return true;
   }
-  const uint64_t got = in.bytes;
-  bump(m.bytes_read, got);
-  const uint64_t want = std::min<uint64_t>(c.read_offset + c.read_len, f.size) - c.read_offset;
-  if (got < want) {
+  if (in.shrunk) {
+    const uint64_t want =
+        std::min<uint64_t>(failed.read_offset + failed.read_len, ff.size) - failed.read_offset;
     done_inflight();
-    fail(data_loss(f.path + " shrank while scanned: a read at offset " +
-                   std::to_string(c.read_offset) + " returned " + std::to_string(got) + " of " +
-                   std::to_string(want) +
+    fail(data_loss(ff.path + " shrank while scanned: a read at offset " +
+                   std::to_string(failed.read_offset) + " returned " +
+                   std::to_string(in.shrunk_got) + " of " + std::to_string(want) +
                    " bytes; zicio assumes read-only data, rescan it once "
                    "writers are done"));
     return true;
   }
-  if (c.last_of_file) {
+  for (uint32_t i = 0; i < c.num_reads; ++i) {
+    const PlanRead& r = plan_.read(c, i);
+    if (!r.last_of_file)
+      continue;
+    const FileInfo& f = files_[r.file];
     struct stat st {};
     if (fstat(f.fd, &st) == 0 && static_cast<uint64_t>(st.st_size) != f.size) {
       done_inflight();
@@ -1401,6 +1488,8 @@ bool Channel::Impl::complete_read(io_uring_cqe* cqe, int64_t now) {
       return true;
     }
   }
+  const uint64_t got = in.bytes;
+  bump(m.bytes_read, got);
   pacer_.record_read(got, static_cast<double>(now - in.submit_ns));
   m.read_cost_bits.store(detail::double_to_bits(pacer_.read_cost()), std::memory_order_relaxed);
   const bool ok = sb_.publish(slot, k, c.len);
@@ -1434,6 +1523,7 @@ void Channel::Impl::loop_begin() {
                           .read_deviations = opt_.read_deviations});
   inflight_.assign(n_, Inflight{});
   inflight_count_ = 0;
+  inflight_sqes_ = 0;
   inflight_bytes_ = 0;
   unwoken_ = 0;
   paced_wait_ = false;
@@ -1473,7 +1563,7 @@ Channel::Impl::LoopNext Channel::Impl::loop_pass(int64_t* timeout_ns) {
       const auto slot = static_cast<uint32_t>(tag & 0xffffffffu);
       if (complete_read(cqe, now)) {
         --inflight_count_;
-        inflight_bytes_ -= plan_[inflight_[slot].chunk].read_len;
+        inflight_bytes_ -= plan_.chunks[inflight_[slot].chunk].read_len;
       }
     }
     io_uring_cq_advance(&ring_, seen);
@@ -1481,7 +1571,7 @@ Channel::Impl::LoopNext Channel::Impl::loop_pass(int64_t* timeout_ns) {
   resume_page_waiter();  // it runs after this pass, on this reactor
   // Finished as soon as the last chunk is published, before looking at a stop request: a
   // worker that read everything and closed at once sees "finished", not "stopped".
-  if (!finished_ && next_ == plan_.size() && inflight_count_ == 0 &&
+  if (!finished_ && next_ == plan_.chunks.size() && inflight_count_ == 0 &&
       m.state.load(rlx) != static_cast<uint32_t>(detail::LoopState::kFailed)) {
     finished_ = true;
     m.state.store(static_cast<uint32_t>(detail::LoopState::kFinished), std::memory_order_release);
@@ -1508,8 +1598,9 @@ Channel::Impl::LoopNext Channel::Impl::loop_pass(int64_t* timeout_ns) {
   const uint64_t allowed_bytes = uint64_t{allowed} * kChunkSize;
   int64_t wake_at = INT64_MAX;
   bool ring_full = false;
-  while (!stopping && !failed && next_ < plan_.size() &&
-         (inflight_count_ == 0 || inflight_bytes_ + plan_[next_].read_len <= allowed_bytes)) {
+  const std::vector<PlanChunk>& chunks = plan_.chunks;
+  while (!stopping && !failed && next_ < chunks.size() &&
+         (inflight_count_ == 0 || inflight_bytes_ + chunks[next_].read_len <= allowed_bytes)) {
     const auto slot = static_cast<uint32_t>(next_ % n_);
     if (inflight_[slot].busy || sb_.state(slot) != detail::SlotState::kEmpty) {
       ring_full = true;
@@ -1517,11 +1608,11 @@ Channel::Impl::LoopNext Channel::Impl::loop_pass(int64_t* timeout_ns) {
     }
     const uint64_t cur1 = w.current_chunk.load(rlx);
     if (cur1 > 0 && pacer_.has_consumption()) {
-      const PlanChunk& cur = plan_[std::min<uint64_t>(cur1 - 1, plan_.size() - 1)];
+      const PlanChunk& cur = chunks[std::min<uint64_t>(cur1 - 1, chunks.size() - 1)];
       const uint64_t ahead =
-          plan_[next_].before > cur.before ? plan_[next_].before - cur.before : 0;
+          chunks[next_].before > cur.before ? chunks[next_].before - cur.before : 0;
       const int64_t release =
-          pacer_.release_time_ns(w.current_start_ns.load(rlx), ahead, plan_[next_].read_len);
+          pacer_.release_time_ns(w.current_start_ns.load(rlx), ahead, chunks[next_].read_len);
       if (release > now) {
         if (!paced_wait_)
           m.last_delay_ns.store(release - now, rlx);
@@ -1533,7 +1624,7 @@ Channel::Impl::LoopNext Channel::Impl::loop_pass(int64_t* timeout_ns) {
     if (!submit_read(next_, now))
       break;
     ++inflight_count_;
-    inflight_bytes_ += plan_[next_].read_len;
+    inflight_bytes_ += chunks[next_].read_len;
     bump(m.submitted);
     if (m.first_submit_ns.load(rlx) == 0)
       m.first_submit_ns.store(now, rlx);
@@ -1545,7 +1636,7 @@ Channel::Impl::LoopNext Channel::Impl::loop_pass(int64_t* timeout_ns) {
     }
     (void)io_producer_.try_put({.time_ns = now,
                                 .chunk = next_,
-                                .bytes = plan_[next_].read_len,
+                                .bytes = chunks[next_].read_len,
                                 .slot = slot,
                                 .kind = ChunkEvent::kSubmit});
     ++next_;

@@ -160,6 +160,82 @@ TEST(ChannelTest, RangesHandOutOnlyTheirBytesInOrder) {
   }
 }
 
+// Small range pieces share buffers: a chunk is as many packed reads as fit 2 MiB, and its
+// pages are cut per read, so none spans two ranges.
+TEST(ChannelTest, SmallRangePiecesArePackedIntoSharedBuffers) {
+  TempFiles tf(disk_dir());
+  const std::string a = tf.make(0, 8 * kMiB);
+  std::vector<Range> ranges;
+  for (uint64_t i = 0; i < 80; ++i)  // unaligned: each is read as 68 KiB, 30 to a buffer
+    ranges.push_back({.offset = i * (96 << 10) + 512, .length = 64 << 10});
+  auto ch = Channel::open({a}, ranges, small_options());
+  ASSERT_TRUE(ch.is_ok()) << ch.status().to_string();
+  EXPECT_EQ(ch->stats().total_chunks, 3u);
+  size_t next_range = 0;
+  std::set<uint64_t> chunks;
+  for (;;) {
+    Result<Page> p = ch->get_page_wait(std::chrono::seconds(20));
+    if (!p.is_ok()) {
+      EXPECT_EQ(p.status().code(), StatusCode::kOutOfRange) << p.status().to_string();
+      break;
+    }
+    ASSERT_LT(next_range, ranges.size());
+    EXPECT_EQ(p->stream_offset, ranges[next_range].offset);  // one page per range, in order
+    EXPECT_EQ(p->size, ranges[next_range].length);
+    EXPECT_EQ(p->file_offset, p->stream_offset);
+    for (size_t i = 0; i < p->size; ++i)
+      ASSERT_EQ(static_cast<uint8_t>(p->data[i]), pattern(0, p->file_offset + i));
+    chunks.insert(p->chunk);
+    ++next_range;
+    ASSERT_TRUE(ch->put_page(*p).is_ok());
+  }
+  EXPECT_EQ(next_range, ranges.size());
+  EXPECT_EQ(chunks, (std::set<uint64_t>{0, 1, 2}));
+  const ChannelStats s = ch->stats();
+  EXPECT_EQ(s.requests, 3u);
+  EXPECT_EQ(s.completions, 3u);
+  EXPECT_EQ(s.device_reads, 80u);
+  EXPECT_EQ(s.chunks_done, 3u);
+  EXPECT_EQ(s.bytes_got, 80u * (64 << 10));
+  EXPECT_EQ(s.pages_got, 80u);
+}
+
+// A table of many small segment files is packed the same way, across file boundaries.
+TEST(ChannelTest, SmallSegmentFilesShareABuffer) {
+  TempFiles tf(disk_dir());
+  std::vector<std::string> files;
+  for (uint32_t i = 0; i < 12; ++i)
+    files.push_back(tf.make(i, i == 5 ? 0 : (100 << 10) + i));
+  ChannelOptions o = small_options();
+  o.page_size = 32 << 10;
+  auto ch = Channel::open(files, {}, o);
+  ASSERT_TRUE(ch.is_ok()) << ch.status().to_string();
+  EXPECT_EQ(ch->stats().total_chunks, 1u);
+  uint64_t expect = 0;
+  std::set<uint32_t> seen;
+  for (;;) {
+    Result<Page> p = ch->get_page_wait(std::chrono::seconds(20));
+    if (!p.is_ok()) {
+      EXPECT_EQ(p.status().code(), StatusCode::kOutOfRange) << p.status().to_string();
+      break;
+    }
+    EXPECT_EQ(p->stream_offset, expect);  // contiguous across every file boundary
+    EXPECT_EQ(p->chunk, 0u);
+    EXPECT_LE(p->file_offset + p->size, (100u << 10) + p->file_index);  // within its file
+    seen.insert(p->file_index);
+    for (size_t i = 0; i < p->size; ++i)
+      ASSERT_EQ(static_cast<uint8_t>(p->data[i]), pattern(p->file_index, p->file_offset + i));
+    expect += p->size;
+    ASSERT_TRUE(ch->put_page(*p).is_ok());
+  }
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < 12; ++i)
+    total += i == 5 ? 0 : (100 << 10) + i;
+  EXPECT_EQ(expect, total);
+  EXPECT_EQ(seen.size(), 11u);
+  EXPECT_EQ(ch->stats().chunks_done, 1u);
+}
+
 TEST(ChannelTest, AnyOrderFullScanCoversEveryChunkOnce) {
   TempFiles tf(disk_dir());
   const std::string a = tf.make(0, 9 * kMiB);
@@ -328,6 +404,43 @@ TEST(ChannelTest, FileThatShrinksWhileScannedIsReported) {
   EXPECT_EQ(end.code(), StatusCode::kDataLoss) << end.to_string();
   EXPECT_NE(end.message().find("read-only"), std::string::npos);
   EXPECT_EQ(ch->stats().state, "failed");
+  EXPECT_TRUE(ch->close().is_ok());
+}
+
+// A packed chunk checks each of its reads: the short one is named, not the chunk's first file.
+TEST(ChannelTest, FileThatShrinksUnderAPackedChunkIsReported) {
+  TempFiles tf(disk_dir());
+  const std::string a = tf.make(0, 8 * kMiB);
+  const std::string b = tf.make(1, 2 * kMiB);
+  std::vector<Range> ranges = {{.offset = 0, .length = 2 * kMiB},
+                               {.offset = 2 * kMiB, .length = 2 * kMiB},
+                               {.offset = 4 * kMiB, .length = 2 * kMiB}};
+  for (uint64_t i = 0; i < 8; ++i)  // 8 pieces of a, then one of b: one packed chunk
+    ranges.push_back({.offset = 6 * kMiB + i * (256 << 10), .length = 64 << 10});
+  ranges.push_back({.offset = 8 * kMiB + kMiB, .length = 64 << 10});
+  ChannelOptions o = small_options();
+  o.ring_buffers = 2;
+  o.max_inflight = 1;
+  auto ch = Channel::open({a, b}, ranges, o);
+  ASSERT_TRUE(ch.is_ok()) << ch.status().to_string();
+  ASSERT_EQ(ch->stats().total_chunks, 4u);
+  // Holding chunk 0 keeps the loop from reading past chunk 1 until b has shrunk.
+  auto first = ch->get_page_wait(std::chrono::seconds(20));
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  ASSERT_EQ(truncate(b.c_str(), static_cast<off_t>(kMiB / 2)), 0);
+  ASSERT_TRUE(ch->put_page(*first).is_ok());
+  Status end;
+  for (int i = 0; i < 64; ++i) {
+    auto p = ch->get_page_wait(std::chrono::seconds(20));
+    if (!p.is_ok()) {
+      end = p.status();
+      break;
+    }
+    EXPECT_LT(p->chunk, 3u);  // nothing of the packed chunk is handed out
+    ASSERT_TRUE(ch->put_page(*p).is_ok());
+  }
+  EXPECT_EQ(end.code(), StatusCode::kDataLoss) << end.to_string();
+  EXPECT_NE(end.message().find(b), std::string::npos) << end.to_string();
   EXPECT_TRUE(ch->close().is_ok());
 }
 
@@ -630,6 +743,35 @@ TEST(ChannelBypassTest, FileSystemBypassOverADeviceImage) {
   close(fa);
   EXPECT_EQ(bytes, 6 * kMiB + 1000);
   RecordProperty("extents", static_cast<int>(extents.size()));
+
+  // Small ranges packed into shared buffers, some in the holes: device reads and zero fills of
+  // several plan reads land in one buffer.
+  std::vector<Range> ranges;
+  for (uint64_t i = 0; i < 40; ++i)
+    ranges.push_back({.offset = i * (150 << 10) + 300, .length = 20 << 10});
+  ranges.push_back({.offset = 6 * kMiB + 10, .length = 900});
+  auto ranged = Channel::open({a}, ranges, o);
+  ASSERT_TRUE(ranged.is_ok()) << ranged.status().to_string();
+  EXPECT_LT(ranged->stats().total_chunks, ranges.size());
+  const int fr = open(a.c_str(), O_RDONLY);
+  size_t next = 0;
+  for (;;) {
+    auto p = ranged->get_page_wait(std::chrono::seconds(20));
+    if (!p.is_ok()) {
+      EXPECT_EQ(p.status().code(), StatusCode::kOutOfRange) << p.status().to_string();
+      break;
+    }
+    ASSERT_LT(next, ranges.size());
+    EXPECT_EQ(p->file_offset, ranges[next].offset);
+    ASSERT_EQ(p->size, ranges[next].length);
+    ASSERT_EQ(pread(fr, want.data(), p->size, static_cast<off_t>(p->file_offset)),
+              static_cast<ssize_t>(p->size));
+    ASSERT_EQ(std::memcmp(want.data(), p->data, p->size), 0) << "at " << p->file_offset;
+    ++next;
+    ASSERT_TRUE(ranged->put_page(*p).is_ok());
+  }
+  close(fr);
+  EXPECT_EQ(next, ranges.size());
 }
 
 TEST(ChannelBypassTest, FileSystemBypassNeedsRoot) {

@@ -121,8 +121,9 @@ struct alignas(64) ControlMetrics {
   std::atomic<uint32_t> state{0};
   std::atomic<uint32_t> error_code{0};  // a StatusCode once state is kFailed
   std::atomic<uint64_t> next_chunk{0};  // the next chunk to read
-  std::atomic<uint64_t> submitted{0};
+  std::atomic<uint64_t> submitted{0};   // chunk requests (a buffer's fill)
   std::atomic<uint64_t> completed{0};
+  std::atomic<uint64_t> device_reads{0};  // the I/O requests they were made of
   std::atomic<uint64_t> bytes_read{0};
   std::atomic<uint64_t> inflight{0};
   std::atomic<uint64_t> allowed_inflight{0};

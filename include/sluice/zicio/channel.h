@@ -23,9 +23,10 @@
 //   }
 //   ChannelStats s = ch.stats();           // wait time, bytes, paced request rate, …
 //
-// Pages. A 2 MiB chunk is handed out as pages of options.page_size bytes (8 KiB … 2 MiB, a power
-// of two); the last page of a chunk (end of file, end of a range) may be shorter. A chunk never
-// spans two files. With ranges, or by default, pages come in stream order; with
+// Pages. A chunk (one 2 MiB buffer: a 2 MiB piece of a file, or several small range pieces or
+// small files packed together) is handed out as pages of options.page_size bytes (8 KiB … 2 MiB,
+// a power of two); the last page of a piece (end of file, end of a range) may be shorter, and no
+// page spans two pieces or two files. With ranges, or by default, pages come in stream order; with
 // options.any_order a full scan may hand out whichever chunk is ready first (each page says
 // where it lies). A page stays valid until it is put back; a chunk's buffer is recycled when all
 // its pages are back. The worker may hold several pages; when it holds the buffer the next chunk
@@ -165,10 +166,12 @@ struct ChannelStats {
   uint64_t not_ready = 0;       // non-blocking get_page calls that found nothing
   double su_bytes_per_s = 0;    // worker ingestion speed (EMA); 0 until measured
   double sd_bytes_per_s = 0;    // device throughput per request (EMA); 0 until measured
-  uint64_t requests = 0;        // reads submitted
+  uint64_t requests = 0;        // chunk reads submitted (one per buffer fill)
   uint64_t completions = 0;
+  uint64_t device_reads = 0;       // I/O requests they took: more where small range pieces or
+                                   // bypassed extents share a buffer
   uint64_t bytes_read = 0;         // bytes the device transferred (aligned reads)
-  uint64_t max_inflight_seen = 0;  // reads in flight at once, at most
+  uint64_t max_inflight_seen = 0;  // chunk reads in flight at once, at most
   uint64_t reward_requests = 0;    // reads submitted while more than one stream was needed
   uint64_t paced_requests = 0;     // reads held back until their release time
   double request_rate = 0;         // reads per second between the first submit and last completion

@@ -93,10 +93,10 @@ void print_stats(const ChannelStats& s, std::FILE* out) {
                s.su_bytes_per_s / (1 << 20), static_cast<double>(s.worker_wait_ns) / 1e6,
                s.worker_waits, s.not_ready);
   std::fprintf(out,
-               "  control: %" PRIu64 " reads (%" PRIu64 " paced, %" PRIu64
-               " reward), %.1f reads/s, S_d %.1f MiB/s per read, max %" PRIu64
+               "  control: %" PRIu64 " reads (%" PRIu64 " paced, %" PRIu64 " reward; %" PRIu64
+               " I/O requests), %.1f reads/s, S_d %.1f MiB/s per read, max %" PRIu64
                " in flight, %" PRIu64 " wake-ups, %.3f ms CPU\n",
-               s.requests, s.paced_requests, s.reward_requests, s.request_rate,
+               s.requests, s.paced_requests, s.reward_requests, s.device_reads, s.request_rate,
                s.sd_bytes_per_s / (1 << 20), s.max_inflight_seen, s.control_wakeups,
                static_cast<double>(s.control_cpu_ns) / 1e6);
   std::fprintf(out, "  I/O: %s, %s buffers%s%s; control loop: %s\n",

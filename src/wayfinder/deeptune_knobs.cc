@@ -24,6 +24,14 @@ const FloatKnob kDeepTuneLocalShare({.name = "wayfinder.deeptune_local_share",
                                      .help = "share of DeepTune's candidate pool drawn as "
                                              "neighbours of the best configurations (the rest "
                                              "uniformly random)"});
+const FloatKnob kDeepTuneGuidedShare(
+    {.name = "wayfinder.deeptune_guided_share",
+     .default_value = 0.5,
+     .min = 0,
+     .max = 1,
+     .stage = KnobStage::kRuntime,
+     .help = "share of a neighbour's parameter choices drawn by the model's sensitivity to "
+             "each parameter (the rest uniformly)"});
 const FloatKnob kDeepTuneCrashThreshold({.name = "wayfinder.deeptune_crash_threshold",
                                          .default_value = 0.5,
                                          .min = 0,

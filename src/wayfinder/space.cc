@@ -194,7 +194,48 @@ bool Space::can_vary(size_t i) const {
   return varies(params_.at(i));
 }
 
+namespace {
+// Moves one parameter's value as Space::neighbour describes.
+void move_value(const Parameter& p, std::string& value, std::mt19937_64& rng) {
+  switch (p.type) {
+    case ParamType::kBool: value = value == "true" ? "false" : "true"; break;
+    case ParamType::kEnum:
+    case ParamType::kString: {
+      // Uniform over the other values (over all, should the current one not be listed).
+      const auto cur = std::find(p.values.begin(), p.values.end(), value);
+      const size_t others = p.values.size() - (cur == p.values.end() ? 1 : 2);
+      size_t pick = std::uniform_int_distribution<size_t>(0, others)(rng);
+      if (cur != p.values.end() && pick >= static_cast<size_t>(cur - p.values.begin()))
+        ++pick;
+      value = p.values[pick];
+      break;
+    }
+    case ParamType::kInt:
+    case ParamType::kFloat: {
+      constexpr double kSteps[] = {0.02, 0.1, 0.3};
+      const double step = kSteps[std::uniform_int_distribution<size_t>(0, 2)(rng)];
+      const double v = std::clamp(std::strtod(value.c_str(), nullptr), p.min, p.max);
+      const double u = to_unit(p, v);
+      const double moved = std::clamp(u + std::normal_distribution<double>(0, step)(rng), 0.0, 1.0);
+      std::string text = number_text(p, std::clamp(from_unit(p, moved), p.min, p.max));
+      if (text == value && p.type == ParamType::kInt) {
+        // A step too small for an integer still moves it by one, inward at a bound.
+        const bool up = v + 1 <= p.max && (v - 1 < p.min || moved >= u);
+        text = number_text(p, up ? v + 1 : v - 1);
+      }
+      value = std::move(text);
+      break;
+    }
+  }
+}
+}  // namespace
+
 Configuration Space::neighbour(Configuration c, std::mt19937_64& rng, size_t max_changes) const {
+  return neighbour(std::move(c), rng, max_changes, {});
+}
+
+Configuration Space::neighbour(Configuration c, std::mt19937_64& rng, size_t max_changes,
+                               std::span<const double> weights) const {
   std::vector<size_t> free;
   for (size_t i = 0; i < params_.size(); ++i) {
     if (varies(params_[i]))
@@ -204,42 +245,31 @@ Configuration Space::neighbour(Configuration c, std::mt19937_64& rng, size_t max
     return c;
   const size_t count =
       std::min(free.size(), std::uniform_int_distribution<size_t>(1, max_changes)(rng));
+  const auto weight = [&](size_t i) {
+    return i < weights.size() ? std::max(weights[i], 0.0) : 0.0;
+  };
   for (size_t k = 0; k < count; ++k) {
-    const size_t j = std::uniform_int_distribution<size_t>(k, free.size() - 1)(rng);
-    std::swap(free[k], free[j]);
-    const Parameter& p = params_[free[k]];
-    std::string& value = c[p.name];
-    switch (p.type) {
-      case ParamType::kBool: value = value == "true" ? "false" : "true"; break;
-      case ParamType::kEnum:
-      case ParamType::kString: {
-        // Uniform over the other values (over all, should the current one not be listed).
-        const auto cur = std::find(p.values.begin(), p.values.end(), value);
-        const size_t others = p.values.size() - (cur == p.values.end() ? 1 : 2);
-        size_t pick = std::uniform_int_distribution<size_t>(0, others)(rng);
-        if (cur != p.values.end() && pick >= static_cast<size_t>(cur - p.values.begin()))
-          ++pick;
-        value = p.values[pick];
-        break;
-      }
-      case ParamType::kInt:
-      case ParamType::kFloat: {
-        constexpr double kSteps[] = {0.02, 0.1, 0.3};
-        const double step = kSteps[std::uniform_int_distribution<size_t>(0, 2)(rng)];
-        const double v = std::clamp(std::strtod(value.c_str(), nullptr), p.min, p.max);
-        const double u = to_unit(p, v);
-        const double moved =
-            std::clamp(u + std::normal_distribution<double>(0, step)(rng), 0.0, 1.0);
-        std::string text = number_text(p, std::clamp(from_unit(p, moved), p.min, p.max));
-        if (text == value && p.type == ParamType::kInt) {
-          // A step too small for an integer still moves it by one, inward at a bound.
-          const bool up = v + 1 <= p.max && (v - 1 < p.min || moved >= u);
-          text = number_text(p, up ? v + 1 : v - 1);
+    // Without replacement: free[0, k) are chosen; draw among the rest.
+    double total = 0;
+    for (size_t j = k; j < free.size(); ++j)
+      total += weight(free[j]);
+    size_t pick = 0;
+    if (total > 0) {
+      double u = std::uniform_real_distribution<double>(0, total)(rng);
+      pick = free.size() - 1;
+      for (size_t j = k; j < free.size(); ++j) {
+        u -= weight(free[j]);
+        if (u < 0) {
+          pick = j;
+          break;
         }
-        value = std::move(text);
-        break;
       }
+    } else {
+      pick = std::uniform_int_distribution<size_t>(k, free.size() - 1)(rng);
     }
+    std::swap(free[k], free[pick]);
+    const Parameter& p = params_[free[k]];
+    move_value(p, c[p.name], rng);
   }
   return c;
 }

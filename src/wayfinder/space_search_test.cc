@@ -68,6 +68,44 @@ TEST(SpaceTest, NeighboursChangeOneToThreeFreeParametersAndStayValid) {
   EXPECT_EQ(changed_counts, (std::set<size_t>{1, 2, 3}));
 }
 
+TEST(SpaceTest, WeightedNeighboursChangeTheParametersWithWeightFirst) {
+  const Space space(small_job());
+  std::mt19937_64 rng(9);
+  const Configuration base = space.default_configuration();
+  const std::vector<double> only_c = {0, 0, 1, 5};  // the pinned parameter's weight is ignored
+  int single = 0;
+  for (int i = 0; i < 200; ++i) {
+    const Configuration c = space.neighbour(base, rng, 3, only_c);
+    size_t changed = 0;
+    for (const auto& [k, v] : c)
+      changed += v != base.at(k) ? 1u : 0u;
+    ASSERT_NE(c.at("c"), base.at("c")) << "the only weighted parameter is always among the moved";
+    EXPECT_EQ(c.at("pinned"), "2");
+    if (changed == 1)
+      ++single;
+  }
+  EXPECT_GT(single, 30);  // about a third change one parameter: then only c
+  // Weighted 3 : 1, a one-change neighbour moves a about three times as often as b.
+  int moved_a = 0, moved_b = 0;
+  const std::vector<double> three_to_one = {3, 1, 0, 0};
+  for (int i = 0; i < 3000; ++i) {
+    const Configuration c = space.neighbour(base, rng, 1, three_to_one);
+    moved_a += c.at("a") != base.at("a");
+    moved_b += c.at("b") != base.at("b");
+  }
+  EXPECT_EQ(moved_a + moved_b, 3000);
+  EXPECT_NEAR(static_cast<double>(moved_a) / 3000, 0.75, 0.04);
+  // All zero is uniform, as without weights.
+  std::set<std::string> moved;
+  for (int i = 0; i < 300; ++i) {
+    const Configuration c = space.neighbour(base, rng, 1, std::vector<double>{0, 0, 0, 0});
+    for (const auto& [k, v] : c)
+      if (v != base.at(k))
+        moved.insert(k);
+  }
+  EXPECT_EQ(moved, (std::set<std::string>{"a", "b", "c"}));
+}
+
 TEST(SpaceTest, CompileHashFollowsOnlyCompileStageValues) {
   auto job = parse_job(R"Y(name: s
 parameters:

@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,10 @@ class Space {
   // by a Gaussian step of 0.02, 0.1 or 0.3 of their (log) range (integers by at least one),
   // booleans flipped, enums to another value. Returns `c` unchanged when nothing can vary.
   Configuration neighbour(Configuration c, std::mt19937_64& rng, size_t max_changes = 3) const;
+  // The same, choosing which parameters change with probability proportional to `weights`
+  // (one per parameter, ≥ 0; those that cannot vary are skipped). All zero: uniform.
+  Configuration neighbour(Configuration c, std::mt19937_64& rng, size_t max_changes,
+                          std::span<const double> weights) const;
 
   // Numeric encoding: one column per numeric/bool parameter (scaled to [0,1], log scale in log
   // space) and one per value of each enum/string parameter (one-hot). Pinned parameters are left

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <numeric>
 
 #include "sluice/common/knobs.h"
 #include "sluice/wayfinder/job.h"
@@ -495,6 +496,28 @@ TEST_F(DeepTuneSearchTest, ExplainRanksTheParameterThatMattersFirst) {
   EXPECT_GE(ins->crashes.accuracy, 0.7);
   EXPECT_GE(ins->crashes.recall, 0.5);
   EXPECT_FALSE(ins->notes.empty());
+}
+
+TEST_F(DeepTuneSearchTest, NeighboursMoveTheParameterThePredictionDependsOnMost) {
+  const Space space(make_job(floats(20)));
+  const Evaluate eval = [](const Configuration& c) { return ok(5 * num(c, "x3")); };
+  const auto history = random_history(space, eval, 60, 4);
+  auto s = searcher("deeptune", space, 1);
+  auto* dt = dynamic_cast<DeepTuneSearch*>(s.get());
+  ASSERT_NE(dt, nullptr);
+  EXPECT_TRUE(dt->neighbour_weights().empty());  // nothing learned yet
+  for (const auto& o : history)
+    s->observe(o);
+  ASSERT_TRUE(dt->train().is_ok());
+  const std::vector<double> w = dt->neighbour_weights();
+  ASSERT_EQ(w.size(), 20u);
+  EXPECT_NEAR(std::accumulate(w.begin(), w.end(), 0.0), 1, 1e-9);
+  const auto top = std::max_element(w.begin(), w.end()) - w.begin();
+  EXPECT_EQ(top, 3);
+  // Half the choices are uniform (1/40 each); x3 takes a large part of the other half.
+  EXPECT_GT(w[3], 0.2);
+  for (double v : w)
+    EXPECT_GE(v, 0.5 / 20 - 1e-12);
 }
 
 TEST_F(DeepTuneSearchTest, ExplainWithoutDataIsAPreconditionError) {

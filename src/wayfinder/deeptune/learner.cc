@@ -96,6 +96,15 @@ void Learner::fit(const TrainingSet& data, int64_t epochs, uint64_t seed) {
   }
 }
 
+torch::Tensor Learner::saliency(const torch::Tensor& x) {
+  model_->eval();
+  torch::Tensor in = x.detach().clone().set_requires_grad(true);
+  model_->forward(in).y.sum().backward();
+  torch::Tensor s = in.grad().abs().mean(0);
+  optimizer_->zero_grad();
+  return s;
+}
+
 PoolPredictions Learner::predict(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   model_->eval();

@@ -39,6 +39,9 @@ class Learner {
   void fit(const TrainingSet& data, int64_t epochs, uint64_t seed);
   // Inference (no dropout, no gradients).
   PoolPredictions predict(const torch::Tensor& x);
+  // How strongly the predicted performance reacts to each input column around the rows of `x`:
+  // the mean over rows of |∂ŷ/∂x| ([D]; no dropout; the weights' gradients are left zeroed).
+  torch::Tensor saliency(const torch::Tensor& x);
 
   Dtm& model() { return model_; }
   // After the weights were replaced (a loaded model): Adam's moments no longer match them.

@@ -41,6 +41,7 @@ Hyper hyper_from_knobs() {
   h.epochs = kDeepTuneEpochs.get();
   h.pool = kDeepTunePool.get();
   h.local_share = kDeepTuneLocalShare.get();
+  h.guided_share = kDeepTuneGuidedShare.get();
   h.alpha = kDeepTuneAlpha.get();
   h.crash_threshold = kDeepTuneCrashThreshold.get();
   h.min_observations = kDeepTuneMinObservations.get();
@@ -100,6 +101,33 @@ Status DeepTuneSearch::train() {
   }
 }
 
+std::vector<double> DeepTuneSearch::neighbour_weights() {
+  if ((!trained_ && !warm_) || hyper_.guided_share <= 0 || crashed_.empty())
+    return {};
+  const auto width = static_cast<int64_t>(columns_.size());
+  const torch::Tensor x =
+      torch::from_blob(x_.data(), {static_cast<int64_t>(crashed_.size()), width}, torch::kFloat32);
+  const torch::Tensor s = learner_->saliency(x);
+  const auto acc = s.accessor<float, 1>();
+  std::vector<double> raw(space_.parameters().size(), 0);
+  double total = 0;
+  for (const ParameterColumns& pc : columns_.parameters) {
+    for (size_t col = pc.begin; col < pc.end; ++col)
+      raw[pc.parameter] += static_cast<double>(acc[static_cast<int64_t>(col)]);
+    total += raw[pc.parameter];
+  }
+  if (!(total > 0))
+    return {};
+  // Mixed with a uniform share: a parameter the model has not yet seen matter (it never varied
+  // among the trials that did well) must still get moved now and then.
+  const double uniform =
+      (1 - hyper_.guided_share) / static_cast<double>(columns_.parameters.size());
+  std::vector<double> w(raw.size(), 0);
+  for (const ParameterColumns& pc : columns_.parameters)
+    w[pc.parameter] = uniform + hyper_.guided_share * raw[pc.parameter] / total;
+  return w;
+}
+
 torch::Tensor DeepTuneSearch::encode(std::span<const Configuration> configs) const {
   std::vector<float> rows;
   rows.reserve(configs.size() * columns_.size());
@@ -152,8 +180,14 @@ std::vector<Configuration> DeepTuneSearch::propose_unchecked(std::span<const Obs
       (has_enough_data() || warm_) && bases > 0
           ? static_cast<size_t>(std::llround(hyper_.local_share * static_cast<double>(wanted)))
           : 0;
+  update();
+  // Neighbours move the parameters the model's prediction is most sensitive to more often: in a
+  // space of hundreds of parameters of which a few matter, uniform moves rarely touch those.
+  const std::vector<double> weights = local > 0 ? neighbour_weights() : std::vector<double>{};
   for (size_t attempt = 0; pool.size() < local && attempt < 4 * local + 100; ++attempt) {
-    Configuration c = space_.neighbour(history[best[attempt % bases]].config, rng);
+    Configuration c =
+        weights.empty() ? space_.neighbour(history[best[attempt % bases]].config, rng)
+                        : space_.neighbour(history[best[attempt % bases]].config, rng, 3, weights);
     if (seen.insert(configuration_hash(c)).second)
       pool.push_back(std::move(c));
   }
@@ -170,7 +204,6 @@ std::vector<Configuration> DeepTuneSearch::propose_unchecked(std::span<const Obs
       x_.empty() ? torch::zeros({0, width})
                  : torch::from_blob(x_.data(), {static_cast<int64_t>(crashed_.size()), width},
                                     torch::kFloat32);
-  update();
   std::optional<PoolPredictions> predictions;
   if (trained_ || warm_)
     predictions = learner_->predict(candidates);  // ②

@@ -37,7 +37,8 @@ struct Hyper {
   double learning_rate = 0.01;
   int64_t epochs = 10;
   int64_t pool = 1000;
-  double local_share = 0.5;  // of the pool: neighbours of the best ok configurations
+  double local_share = 0.5;   // of the pool: neighbours of the best ok configurations
+  double guided_share = 0.5;  // of a neighbour's parameter choices: by the model's sensitivity
   double alpha = 0.5;
   double crash_threshold = 0.5;
   int64_t min_observations = 3;
@@ -69,6 +70,10 @@ class DeepTuneSearch final : public Searcher {
   Status train();
   Result<PoolPredictions> predict(std::span<const Configuration> configs);
   const Columns& columns() const { return columns_; }
+  // Per parameter of the space, how likely a neighbour in the candidate pool changes it: a
+  // guided_share by the trained model's sensitivity to it (mean |∂ŷ/∂x| over the trials), the
+  // rest uniform; sums to 1. Empty before the model has been trained or loaded.
+  std::vector<double> neighbour_weights();
   Learner& learner() { return *learner_; }
   const Hyper& hyper() const { return hyper_; }
   bool warm() const { return warm_; }

@@ -189,6 +189,7 @@ Status Reactor::setup() {
                  : std::chrono::duration_cast<std::chrono::nanoseconds>(o.idle_spin).count();
   io_spin_ns_ =
       std::max(spin_ns_, std::chrono::duration_cast<std::chrono::nanoseconds>(o.io_spin).count());
+  spin_next_ns_ = spin_ns_;
 
   ArenaOptions ao;
   ao.size = o.arena_size;
@@ -324,12 +325,22 @@ void Reactor::loop() {
       }
     }
     if (work) {
+      if (idle_since_ns_ != 0) {
+        // Spin before the next sleep only if this idle stretch was short enough for a spin to
+        // have caught it: work that comes every half millisecond (a scan waiting on its reads)
+        // finds the reactor asleep anyway, and 50 µs of polling per stretch is CPU for nothing
+        // (as adaptive mutexes do). One short stretch turns the spin back on.
+        spin_next_ns_ = monotonic_ns() - idle_since_ns_ <= 4 * spin_ns_ ? spin_ns_ : 0;
+        idle_since_ns_ = 0;
+      }
       last_work_ns_ = 0;  // read the clock only once idle
     } else {
       const int64_t now = monotonic_ns();
       if (last_work_ns_ == 0)
         last_work_ns_ = now;
-      if (now - last_work_ns_ >= (device_inflight_ > 0 ? io_spin_ns_ : spin_ns_)) {
+      if (idle_since_ns_ == 0)
+        idle_since_ns_ = now;
+      if (now - last_work_ns_ >= (device_inflight_ > 0 ? io_spin_ns_ : spin_next_ns_)) {
         idle_wait();
         last_work_ns_ = 0;
       }

@@ -207,5 +207,28 @@ TEST(RuntimeTest, PollModeWorks) {
   EXPECT_TRUE(s.is_ok());
 }
 
+// Work that comes every 5 ms finds the reactor asleep whatever it does, so after one such idle
+// stretch it sleeps at once instead of polling through para.idle_spin_us of every gap.
+Task<void> work_every_five_ms() {
+  Reactor& r = local_reactor();
+  co_await sleep_for(std::chrono::milliseconds(5));  // the first long stretch turns the spin off
+  const uint64_t polls_before = r.stats().polls;
+  const uint64_t sleeps_before = r.stats().sleeps;
+  for (int i = 0; i < 20; ++i)
+    co_await sleep_for(std::chrono::milliseconds(5));
+  const uint64_t polls = r.stats().polls - polls_before;
+  // Spinning 500 µs of each gap is at least hundreds of loop passes per gap (thousands here);
+  // sleeping at once, a handful.
+  EXPECT_LT(polls, 20u * 50) << "loop passes over 20 gaps of 5 ms";
+  EXPECT_GE(r.stats().sleeps - sleeps_before, 20u);
+}
+
+TEST(RuntimeTest, AnIdleSpinThatNeverCatchesWorkIsSkipped) {
+  RuntimeOptions o = testing::testing_options();
+  o.idle = IdleMode::kSleep;
+  o.idle_spin = std::chrono::microseconds(500);  // gaps of 5 ms are more than 4 × that
+  testing::run_on_reactor(&work_every_five_ms, o);
+}
+
 }  // namespace
 }  // namespace sluice::para

@@ -224,7 +224,9 @@ class Reactor {
   int64_t spin_ns_ = 0;     // keep polling this long after the last work
   int64_t io_spin_ns_ = 0;  // … while a device operation is in flight
   uint64_t device_inflight_ = 0;
-  int64_t last_work_ns_ = 0;  // when the loop last found nothing to do (0: it just worked)
+  int64_t last_work_ns_ = 0;   // when the loop last found nothing to do (0: it just worked)
+  int64_t idle_since_ns_ = 0;  // when the current idle stretch began (0: not idle)
+  int64_t spin_next_ns_ = 0;   // the idle spin the next stretch gets: spin_ns_ or 0
   int event_fd_ = -1;
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> stop_requested_{false};

@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 
+#include "sluice/common/log.h"
 #include "wayfinder/deeptune/deeptune.h"
 #include "wayfinder/deeptune_knobs.h"
 
@@ -107,7 +108,14 @@ std::vector<double> DeepTuneSearch::neighbour_weights() {
   const auto width = static_cast<int64_t>(columns_.size());
   const torch::Tensor x =
       torch::from_blob(x_.data(), {static_cast<int64_t>(crashed_.size()), width}, torch::kFloat32);
-  const torch::Tensor s = learner_->saliency(x);
+  torch::Tensor s;
+  try {
+    s = learner_->saliency(x);
+  } catch (const std::exception& e) {
+    // Uniform moves are still a valid pool; nothing is lost but the guidance.
+    SLUICE_LOG(warn, "deeptune: neighbour guidance off for this proposal: {}", e.what());
+    return {};
+  }
   const auto acc = s.accessor<float, 1>();
   std::vector<double> raw(space_.parameters().size(), 0);
   double total = 0;

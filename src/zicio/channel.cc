@@ -974,13 +974,14 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
     bool busy = false;
     uint64_t chunk = 0;
     int64_t submit_ns = 0;
-    uint32_t pending = 0;            // reads of the chunk not yet completed
-    uint64_t bytes = 0;              // bytes placed in the buffer so far
-    int error = 0;                   // the first failed read's errno
-    bool short_device_read = false;  // bypass: a device read came back short
-    bool shrunk = false;             // a read through the file came back short
-    uint32_t failed_read = 0;        // the plan read of `error` or `shrunk`
-    uint64_t shrunk_got = 0;
+    uint32_t pending = 0;  // reads of the chunk not yet completed
+    uint64_t bytes = 0;    // bytes placed in the buffer so far
+    // The first of the chunk's reads to fail, and how: reported once all its reads are back.
+    enum class Failure : uint8_t { kNone, kErrno, kShortDeviceRead, kShrunk };
+    Failure failure = Failure::kNone;
+    uint32_t failed_read = 0;  // its plan read
+    int error = 0;             // kErrno: the errno
+    uint64_t short_got = 0;    // kShrunk: the bytes it returned
   };
 
   static void bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
@@ -1413,26 +1414,28 @@ bool Channel::Impl::complete_read(io_uring_cqe* cqe, int64_t now) {
                 "a zicio read completed for a buffer with no read in flight");
   --inflight_sqes_;
   const PlanChunk& c = plan_.chunks[in.chunk];
+  const auto failed_as = [&](Inflight::Failure f) {
+    if (in.failure != Inflight::Failure::kNone)
+      return;
+    in.failure = f;
+    in.failed_read = index;
+    in.error = cqe->res < 0 ? -cqe->res : 0;
+    in.short_got = cqe->res < 0 ? 0 : static_cast<uint64_t>(cqe->res);
+  };
   if (cqe->res < 0) {
-    if (in.error == 0) {
-      in.error = -cqe->res;
-      in.failed_read = index;
-    }
+    failed_as(Inflight::Failure::kErrno);
   } else {
     const auto got = static_cast<uint64_t>(cqe->res);
     in.bytes += got;
     if ((tag & kDeviceReadBit) != 0) {
       if (got < ((tag >> 38) & 0xffffff))
-        in.short_device_read = true;
+        failed_as(Inflight::Failure::kShortDeviceRead);
     } else {
       const PlanRead& r = plan_.read(c, index);
       const uint64_t want =
           std::min<uint64_t>(r.read_offset + r.read_len, files_[r.file].size) - r.read_offset;
-      if (got < want && !in.shrunk) {
-        in.shrunk = true;
-        in.failed_read = index;
-        in.shrunk_got = got;
-      }
+      if (got < want)
+        failed_as(Inflight::Failure::kShrunk);
     }
   }
   if (--in.pending > 0)
@@ -1449,27 +1452,27 @@ bool Channel::Impl::complete_read(io_uring_cqe* cqe, int64_t now) {
   };
   const PlanRead& failed = plan_.read(c, in.failed_read);
   const FileInfo& ff = files_[failed.file];
-  if (in.error != 0) {
+  if (in.failure == Inflight::Failure::kErrno) {
     done_inflight();
     fail(errno_status(in.error, "read of " + ff.path + " at offset " +
                                     std::to_string(failed.read_offset) + " (" +
                                     std::to_string(failed.read_len) + " bytes)"));
     return true;
   }
-  if (in.short_device_read) {
+  if (in.failure == Inflight::Failure::kShortDeviceRead) {
     done_inflight();
-    fail(io_error("a read of the block device under " + files_[plan_.read(c, 0).file].path +
+    fail(io_error("a read of the block device under " + ff.path +
                   " came back short (the device is smaller than FIEMAP said?); set "
                   "zicio.bypass=false"));
     return true;
   }
-  if (in.shrunk) {
+  if (in.failure == Inflight::Failure::kShrunk) {
     const uint64_t want =
         std::min<uint64_t>(failed.read_offset + failed.read_len, ff.size) - failed.read_offset;
     done_inflight();
     fail(data_loss(ff.path + " shrank while scanned: a read at offset " +
                    std::to_string(failed.read_offset) + " returned " +
-                   std::to_string(in.shrunk_got) + " of " + std::to_string(want) +
+                   std::to_string(in.short_got) + " of " + std::to_string(want) +
                    " bytes; zicio assumes read-only data, rescan it once "
                    "writers are done"));
     return true;

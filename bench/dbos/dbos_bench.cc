@@ -6,7 +6,9 @@
 //       offered open-loop from one thread.
 //   dbos_bench ipc [--reps N] [--seconds S] [--out FILE.json]
 //       ping-pong, ping20-pong20 (64 B – 8 KiB) and multicast to 1–40 receivers (64 B): dbos on
-//       SQLite and PostgreSQL against TCP loopback sockets and gRPC.
+//       SQLite and PostgreSQL against TCP loopback sockets and gRPC; --pattern and --system
+//       narrow it to one case (for profiling).
+//   --no-postgres, --no-sqlite leave one engine out.
 //
 // Each point runs for --seconds; the systems take turns within each repetition. The JSON holds
 // every repetition; bench/dbos/plot_dbos.py turns it into tables and docs/bench/dbos_*.png.
@@ -339,16 +341,18 @@ class DbosTransport final : public Transport {
           return;
         }
         dbos::Ipc rx(**s);
-        // The replies go out in the transaction that takes the messages (recv_with): one
-        // transaction per echo, exactly-once processing.
+        // The replies go out as one batch in the transaction that takes the messages
+        // (recv_with): one transaction per echo, exactly-once processing.
+        std::vector<std::string> replies;
         while (!stop_) {
           auto got = rx.recv_with(
               i, 64,
               [&](Session&, std::span<const dbos::Message> msgs) -> Status {
+                replies.clear();
                 for (const auto& m : msgs) {
-                  SLUICE_RETURN_IF_ERROR(rx.send(i, 0, m.data).status());
+                  replies.push_back(m.data);
                 }
-                return {};
+                return rx.send_batch(i, 0, replies);
               },
               std::chrono::seconds(60));
           if (!got.is_ok() || stop_)
@@ -432,8 +436,9 @@ Result<IpcPoint> ipc_run(Transport& t, const std::string& pattern, int receivers
   return p;
 }
 
+// `pattern` and `system` ("" for all) narrow the run, for profiling one case.
 Status run_ipc(std::vector<Backend>& backends, int reps, double seconds, bool quick,
-               nlohmann::json& out) {
+               const std::string& pattern, const std::string& system, nlohmann::json& out) {
   struct Case {
     std::string pattern;
     int receivers;
@@ -447,6 +452,7 @@ Status run_ipc(std::vector<Backend>& backends, int reps, double seconds, bool qu
   for (int n : quick ? std::vector<int>{1, 10} : std::vector<int>{1, 5, 10, 20, 40}) {
     cases.push_back({"multicast", n, 64});
   }
+  std::erase_if(cases, [&](const Case& c) { return !pattern.empty() && c.pattern != pattern; });
   for (int rep = 0; rep < reps; ++rep) {
     for (const Case& c : cases) {
       std::vector<std::unique_ptr<Transport>> systems;
@@ -460,6 +466,9 @@ Status run_ipc(std::vector<Backend>& backends, int reps, double seconds, bool qu
       SLUICE_ASSIGN_OR_RETURN(auto grpc, make_grpc_transport(c.receivers));
       systems.push_back(std::move(tcp));
       systems.push_back(std::move(grpc));
+      std::erase_if(systems, [&](const auto& t) {
+        return !system.empty() && std::string_view(t->name()) != system;
+      });
       // Take turns; rotate the order each repetition.
       std::rotate(systems.begin(), systems.begin() + (rep % static_cast<int>(systems.size())),
                   systems.end());
@@ -487,7 +496,8 @@ int main_impl(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
                  "usage: dbos_bench sched|ipc|all [--reps N] [--seconds S] [--quick] "
-                 "[--out FILE] [--no-postgres]\n");
+                 "[--out FILE] [--no-postgres] [--no-sqlite] [--pattern pingpong|ping20|multicast] "
+                 "[--system dbos-sqlite|dbos-postgres|tcp|grpc]\n");
     return 2;
   }
   // Knobs from the environment (SLUICE_DBOS_SQLITE_WAL_AUTOCHECKPOINT=…), as `sluice` reads them.
@@ -501,6 +511,9 @@ int main_impl(int argc, char** argv) {
   double seconds = 0.5;
   bool quick = false;
   bool postgres = true;
+  bool sqlite = true;
+  std::string pattern;
+  std::string system;
   std::string out_path = "dbos_bench.json";
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
@@ -514,15 +527,27 @@ int main_impl(int argc, char** argv) {
       quick = true;
     else if (a == "--no-postgres")
       postgres = false;
+    else if (a == "--no-sqlite")
+      sqlite = false;
+    else if (a == "--pattern" && i + 1 < argc)
+      pattern = argv[++i];
+    else if (a == "--system" && i + 1 < argc)
+      system = argv[++i];
+    else {
+      std::fprintf(stderr, "dbos_bench: unknown argument '%s'\n", a.c_str());
+      return 2;
+    }
   }
   char tmpl[] = "/var/tmp/sluice-dbos-bench-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr)
     return 1;
   std::vector<Backend> backends;
-  backends.push_back({.name = "sqlite",
-                      .url = fmt::format("sqlite:{}/os.db", tmpl),
-                      .server = nullptr,
-                      .dir = tmpl});
+  if (sqlite) {
+    backends.push_back({.name = "sqlite",
+                        .url = fmt::format("sqlite:{}/os.db", tmpl),
+                        .server = nullptr,
+                        .dir = tmpl});
+  }
   dbos::testing::PgServer server;
   if (postgres) {
     // Durability comparable to SQLite with synchronous=normal is documented in docs/dbos.md.
@@ -541,7 +566,7 @@ int main_impl(int argc, char** argv) {
   if (what == "sched" || what == "all")
     st = run_sched(backends, reps, seconds, out);
   if (st.is_ok() && (what == "ipc" || what == "all"))
-    st = run_ipc(backends, reps, seconds, quick, out);
+    st = run_ipc(backends, reps, seconds, quick, pattern, system, out);
   const CpuSample c1 = CpuSample::now();
   const double wall = seconds_since(t0);
   const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));

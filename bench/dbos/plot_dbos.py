@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Turns dbos_bench JSON into markdown tables (stdout) and docs/bench/dbos_*.png.
 
-usage: plot_dbos.py dbos_bench.json [--out-dir docs/bench]
+usage: plot_dbos.py dbos_bench.json [more.json …] [--out-dir docs/bench]
 Each point is the median of the repetitions; the spread is min–max.
 """
 import argparse
@@ -93,17 +93,25 @@ def sched_tables(data, out_dir):
 
 def ipc_tables(data, out_dir):
     pts = defaultdict(lambda: defaultdict(list))
+    by_rep = {}  # (case, system, run, rep) → msgs/s: each system against gRPC in its own rep
     for r in data.get("ipc", []):
         k = (r["pattern"], r["receivers"], r["size"], r["system"])
         pts[k]["msgs"].append(r["msgs_per_s"])
         pts[k]["p50"].append(r["p50_us"])
+        by_rep[k + (r.get("run", 0), r["rep"])] = r["msgs_per_s"]
     if not pts:
         return
+    rep_ratio = defaultdict(list)
+    for k, m in by_rep.items():
+        g = by_rep.get(k[:3] + ("grpc",) + k[4:])
+        if g:
+            rep_ratio[k[:4]].append(m / g)
     systems = sorted({k[3] for k in pts})
     cases = sorted({k[:3] for k in pts}, key=lambda c: (c[0], c[1], c[2]))
     print("\n### IPC: messages/s (median, spread min–max), median round latency, ratio to gRPC\n")
-    print("| pattern | receivers | bytes | system | msgs/s | spread | p50 µs | × gRPC (msgs/s) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| pattern | receivers | bytes | system | msgs/s | spread | p50 µs | × gRPC (msgs/s) "
+          "| × gRPC per repetition (median, min–max) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for c in cases:
         g = med(pts[c + ("grpc",)]["msgs"])
         for s in systems:
@@ -111,8 +119,10 @@ def ipc_tables(data, out_dir):
             if not v:
                 continue
             m = med(v["msgs"])
+            rr = rep_ratio.get(c + (s,), [])
+            per_rep = f"{med(rr):.2f} ({min(rr):.2f}–{max(rr):.2f})" if rr else ""
             print(f"| {c[0]} | {c[1]} | {c[2]} | {s} | {m:,.0f} | {spread(v['msgs'])} "
-                  f"| {med(v['p50']):,.1f} | {m / g:.2f} |")
+                  f"| {med(v['p50']):,.1f} | {m / g:.2f} | {per_rep} |")
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     for ai, pattern in enumerate(["pingpong", "ping20"]):
         ax = axes[ai]
@@ -141,11 +151,18 @@ def ipc_tables(data, out_dir):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("json")
+    ap.add_argument("json", nargs="+", help="one or more runs; their repetitions are pooled")
     ap.add_argument("--out-dir", default="docs/bench")
     a = ap.parse_args()
-    with open(a.json) as f:
-        data = json.load(f)
+    data = {}
+    for run, path in enumerate(a.json):
+        with open(path) as f:
+            d = json.load(f)
+        for key, rows in d.items():
+            if isinstance(rows, list):
+                data.setdefault(key, []).extend(dict(r, run=run) for r in rows)
+            else:
+                data.setdefault(key, rows)
     sched_tables(data, a.out_dir)
     ipc_tables(data, a.out_dir)
     cpu = data.get("cpu", {})

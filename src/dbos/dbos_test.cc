@@ -461,6 +461,119 @@ TEST_P(DbosTest, MulticastReachesEveryReceiver) {
   }
 }
 
+TEST_P(DbosTest, ABatchArrivesWholeInOrderWithEveryPayloadExact) {
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+  ASSERT_TRUE(ipc.create_endpoint(2).is_ok());
+  std::string binary;
+  for (int i = 0; i < 5000; ++i) {
+    binary.push_back(static_cast<char>(i * 13));
+  }
+  const std::vector<std::string> batch = {"first", "",      std::string("\0nul\0", 5),
+                                          binary,  "'; --", "last"};
+  ASSERT_TRUE(ipc.send(1, 2, "before").is_ok());
+  ASSERT_TRUE(ipc.send_batch(1, 2, batch).is_ok());
+  ASSERT_TRUE(ipc.send(1, 2, "after").is_ok());
+  EXPECT_EQ(*ipc.last_sent(1, 2), 8);
+  auto r = ipc.try_recv(2, 100);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  ASSERT_EQ(r->size(), 8u);
+  EXPECT_EQ((*r)[0].data, "before");
+  for (size_t i = 0; i < batch.size(); ++i) {
+    EXPECT_EQ((*r)[i + 1].data, batch[i]) << "message " << i + 1;
+  }
+  EXPECT_EQ((*r)[7].data, "after");
+  for (size_t i = 0; i < r->size(); ++i) {
+    EXPECT_EQ((*r)[i].message_id, static_cast<int64_t>(i + 1));
+    EXPECT_EQ((*r)[i].sender_id, 1);
+  }
+  EXPECT_TRUE(ipc.send_batch(1, 2, {}).is_ok());  // nothing to send
+  EXPECT_EQ(scalar("SELECT count(*) FROM Message"), 0);
+}
+
+TEST_P(DbosTest, ABatchOrMulticastThatIsRefusedWritesNothing) {
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+  ASSERT_TRUE(ipc.create_endpoint(2).is_ok());
+  const std::vector<std::string> batch = {"a", "b"};
+  auto unknown = ipc.send_batch(1, 77, batch);
+  EXPECT_EQ(unknown.code(), StatusCode::kNotFound);
+  EXPECT_NE(unknown.message().find("77"), std::string::npos);
+  EXPECT_EQ(ipc.send_batch(66, 2, batch).code(), StatusCode::kNotFound);
+  const int64_t to[] = {2, 1, 88, 2};
+  auto bad = ipc.multicast(1, to, "x");
+  EXPECT_EQ(bad.code(), StatusCode::kNotFound);
+  EXPECT_NE(bad.message().find("88"), std::string::npos) << bad.to_string();
+  EXPECT_EQ(ipc.multicast(66, std::span(to, 2), "x").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(KnobRegistry::global().set("dbos.max_message_bytes", "100").is_ok());
+  const std::vector<std::string> oversize = {"small", std::string(101, 'x')};
+  EXPECT_EQ(ipc.send_batch(1, 2, oversize).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ipc.multicast(1, std::span(to, 2), std::string(101, 'x')).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(scalar("SELECT count(*) FROM Message"), 0);
+  // A batch inside a transaction that fails is undone with it, and the numbering goes on.
+  Status s = session_->transact([&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(ipc.send_batch(1, 2, batch));
+    SLUICE_RETURN_IF_ERROR(ipc.multicast(1, std::span(to, 2), "m"));
+    return internal_error("the caller gives up");
+  });
+  EXPECT_FALSE(s.is_ok());
+  EXPECT_EQ(scalar("SELECT count(*) FROM Message"), 0);
+  ASSERT_TRUE(ipc.send_batch(1, 2, batch).is_ok());
+  auto r = ipc.try_recv(2, 10);
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_LT((*r)[0].message_id, (*r)[1].message_id);
+}
+
+TEST_P(DbosTest, ABatchAfterAnotherHandleSentTakesTheNumberingFromTheTable) {
+  Ipc a(*session_);
+  ASSERT_TRUE(a.create_endpoint(1).is_ok());
+  ASSERT_TRUE(a.create_endpoint(2).is_ok());
+  ASSERT_TRUE(a.create_endpoint(3).is_ok());
+  ASSERT_TRUE(a.send(1, 2, "a1").is_ok());  // a numbers 1 → 2 from here on
+  ASSERT_TRUE(a.send(1, 3, "a1").is_ok());  // and 1 → 3
+  auto other = new_session();
+  Ipc b(*other);
+  ASSERT_TRUE(b.send(1, 2, "b").is_ok());  // takes id 2 behind a's back
+  ASSERT_TRUE(b.send(1, 3, "b").is_ok());
+  const std::vector<std::string> batch = {"a2", "a3"};
+  ASSERT_TRUE(a.send_batch(1, 2, batch).is_ok());
+  const int64_t to[] = {3, 2};
+  ASSERT_TRUE(a.multicast(1, to, "m").is_ok());
+  for (int64_t rx : {int64_t{2}, int64_t{3}}) {
+    auto r = a.try_recv(rx, 10);
+    ASSERT_TRUE(r.is_ok());
+    std::vector<int64_t> ids;
+    for (const auto& m : *r) {
+      ids.push_back(m.message_id);
+    }
+    if (rx == 2) {
+      EXPECT_EQ(ids, (std::vector<int64_t>{1, 2, 3, 4, 5})) << "receiver 2";
+    } else {
+      EXPECT_EQ(ids, (std::vector<int64_t>{1, 2, 3})) << "receiver 3";
+    }
+  }
+}
+
+TEST_P(DbosTest, AMulticastNamingAReceiverTwiceSendsItTwoMessagesInOrder) {
+  Ipc ipc(*session_);
+  for (int64_t i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(ipc.create_endpoint(i).is_ok());
+  }
+  const int64_t to[] = {2, 3, 2};
+  ASSERT_TRUE(ipc.multicast(1, to, "m").is_ok());
+  ASSERT_TRUE(ipc.send(1, 2, "next").is_ok());
+  auto r = ipc.try_recv(2, 10);
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->size(), 3u);
+  EXPECT_EQ((*r)[0].message_id, 1);
+  EXPECT_EQ((*r)[1].message_id, 2);
+  EXPECT_EQ((*r)[2].message_id, 3);
+  EXPECT_EQ((*r)[2].data, "next");
+  EXPECT_EQ(*ipc.last_sent(1, 3), 1);
+}
+
 TEST_P(DbosTest, BlockingRecvWakesOnSendFromAnotherThread) {
   Ipc ipc(*session_);
   ASSERT_TRUE(ipc.create_endpoint(1).is_ok());

@@ -84,12 +84,7 @@ void Ipc::wake(int64_t receiver) {
 // this same message may have committed (a lost connection): then a duplicate is our own.
 Status Ipc::send_one(int64_t sender, int64_t receiver, std::string_view data,
                      std::optional<int64_t> message_id, SendOutcome* outcome, bool* retry_seen) {
-  if (static_cast<int64_t>(data.size()) > kMaxMessageBytes.get()) {
-    return invalid_argument(fmt::format(
-        "message of {} bytes from {} to {} is over dbos.max_message_bytes ({}); split it or "
-        "raise the knob",
-        data.size(), sender, receiver, kMaxMessageBytes.get()));
-  }
+  SLUICE_RETURN_IF_ERROR(check_size(sender, receiver, data.size()));
   const bool auto_id = !message_id.has_value();
   for (int resync = 0; resync < 3; ++resync) {
     int64_t id = 0;
@@ -149,10 +144,7 @@ Status Ipc::send_one(int64_t sender, int64_t receiver, std::string_view data,
     // Another handle sent on this pair: take the numbering from the table again.
     next_id_.erase({sender, receiver});
   }
-  return failed_precondition(fmt::format(
-      "sender {} is numbering messages to {} from several handles at once; use one handle per "
-      "sender, or give message ids",
-      sender, receiver));
+  return numbering_conflict(sender, receiver);
 }
 
 Result<SendOutcome> Ipc::send(int64_t sender, int64_t receiver, std::string_view data,
@@ -166,41 +158,141 @@ Result<SendOutcome> Ipc::send(int64_t sender, int64_t receiver, std::string_view
   return outcome;
 }
 
-Status Ipc::multicast(int64_t sender, std::span<const int64_t> receivers, std::string_view data) {
-  // The ids this transaction assigns are committed only if it commits.
-  auto saved = next_id_;
-  Status s = session_->transact([&]() -> Status {
-    next_id_ = saved;
-    for (int64_t r : receivers) {
-      SendOutcome o;
-      bool retry_seen = false;
-      SLUICE_RETURN_IF_ERROR(send_one(sender, r, data, std::nullopt, &o, &retry_seen));
-      wake(r);
-    }
-    return {};
-  });
-  if (!s.is_ok()) {
-    next_id_ = std::move(saved);
+Status Ipc::check_size(int64_t sender, int64_t receiver, size_t bytes) const {
+  if (static_cast<int64_t>(bytes) > kMaxMessageBytes.get()) {
+    return invalid_argument(fmt::format(
+        "message of {} bytes from {} to {} is over dbos.max_message_bytes ({}); split it or "
+        "raise the knob",
+        bytes, sender, receiver, kMaxMessageBytes.get()));
   }
-  return s;
+  return {};
 }
 
-Status Ipc::send_batch(int64_t sender, int64_t receiver, std::span<const std::string> data) {
-  auto saved = next_id_;
-  Status s = session_->transact([&]() -> Status {
-    next_id_ = saved;
-    for (const std::string& d : data) {
-      SendOutcome o;
-      bool retry_seen = false;
-      SLUICE_RETURN_IF_ERROR(send_one(sender, receiver, d, std::nullopt, &o, &retry_seen));
-    }
-    wake(receiver);
-    return {};
-  });
-  if (!s.is_ok()) {
-    next_id_ = std::move(saved);
+// Runs a batch procedure (send_batch, multicast) once; a call whose connection dropped with an
+// unknown outcome is repeated with the same ids, and then a duplicate is our own earlier try.
+Result<std::string> Ipc::call_batch(std::string_view procedure, std::span<const Arg> args,
+                                    int64_t* receiver) {
+  Result<QueryResult> r = session_->call(procedure, args, false);
+  bool retry_seen = false;
+  if (!r.is_ok() && !session_->in_transaction() && r.status().code() == StatusCode::kUnavailable &&
+      r.status().message().find("outcome is unknown") != std::string::npos) {
+    retry_seen = true;
+    r = session_->call(procedure, args, true);
   }
-  return s;
+  SLUICE_RETURN_IF_ERROR(r.status());
+  if (r->rows.empty()) {
+    return internal_error(fmt::format("the {} procedure answered nothing", procedure));
+  }
+  const Row& row = r->rows[0];
+  std::string outcome = value_to_text(row[0]);
+  if (row.size() > 1) {
+    *receiver = value_to_int(row[1]).value_or(*receiver);
+  }
+  if (outcome == "duplicate" && retry_seen) {
+    outcome = "sent";
+  }
+  return outcome;
+}
+
+Status Ipc::batch_refused(std::string_view outcome, int64_t sender, int64_t receiver) {
+  if (outcome == "unknown receiver") {
+    known_receivers_.erase(receiver);
+    return not_found(fmt::format("no IPC endpoint {}: create it first (`sluice ipc endpoint {}`)",
+                                 receiver, receiver));
+  }
+  if (outcome == "unknown sender") {
+    return not_found(
+        fmt::format("no IPC endpoint {} (the sender): create it first (`sluice ipc endpoint {}`)",
+                    sender, sender));
+  }
+  return internal_error(fmt::format("the IPC procedure answered '{}'", outcome));
+}
+
+Status Ipc::numbering_conflict(int64_t sender, int64_t receiver) {
+  return failed_precondition(fmt::format(
+      "sender {} is numbering messages to {} from several handles at once; use one handle per "
+      "sender, or give message ids",
+      sender, receiver));
+}
+
+// One call for the whole multicast: the ids are the pairs' next ones, and a receiver named twice
+// gets two messages.
+Status Ipc::multicast(int64_t sender, std::span<const int64_t> receivers, std::string_view data) {
+  SLUICE_RETURN_IF_ERROR(check_size(sender, receivers.empty() ? 0 : receivers[0], data.size()));
+  if (receivers.empty()) {
+    return {};
+  }
+  Arg args[] = {{"sender_id", sender},
+                {"targets", Value{}},
+                {"data", Blob{std::string(data)}},
+                {"now_us", now_us()}};
+  int64_t conflict = receivers[0];
+  for (int resync = 0; resync < 3; ++resync) {
+    std::map<int64_t, int64_t> ids;  // receiver → the id this call gives it next
+    std::string targets = "[";
+    for (int64_t r : receivers) {
+      auto it = ids.find(r);
+      if (it == ids.end()) {
+        SLUICE_ASSIGN_OR_RETURN(int64_t first, next_id(sender, r));
+        it = ids.emplace(r, first).first;
+      }
+      fmt::format_to(std::back_inserter(targets), "{}[{},{}]", targets.size() > 1 ? "," : "", r,
+                     it->second++);
+    }
+    targets.push_back(']');
+    args[1].value = std::move(targets);
+    int64_t named = receivers[0];
+    SLUICE_ASSIGN_OR_RETURN(std::string outcome, call_batch("multicast", args, &named));
+    if (outcome == "sent") {
+      for (const auto& [r, next] : ids) {
+        next_id_[{sender, r}] = next;
+        wake(r);
+      }
+      return {};
+    }
+    if (outcome != "duplicate") {
+      return batch_refused(outcome, sender, named);
+    }
+    // Another handle sent on this pair: take the numbering from the table again.
+    next_id_.erase({sender, named});
+    conflict = named;
+  }
+  return numbering_conflict(sender, conflict);
+}
+
+// One call for the whole batch: the payloads travel as one blob and a list of pieces.
+Status Ipc::send_batch(int64_t sender, int64_t receiver, std::span<const std::string> data) {
+  if (data.empty()) {
+    return {};
+  }
+  std::string blob;
+  std::string pieces = "[";
+  for (const std::string& d : data) {
+    SLUICE_RETURN_IF_ERROR(check_size(sender, receiver, d.size()));
+    fmt::format_to(std::back_inserter(pieces), "{}[{},{}]", pieces.size() > 1 ? "," : "",
+                   blob.size() + 1, d.size());
+    blob += d;
+  }
+  pieces.push_back(']');
+  Arg args[] = {{"sender_id", sender},         {"receiver_id", receiver},
+                {"first_id", int64_t{0}},      {"data", Blob{std::move(blob)}},
+                {"pieces", std::move(pieces)}, {"now_us", now_us()}};
+  for (int resync = 0; resync < 3; ++resync) {
+    SLUICE_ASSIGN_OR_RETURN(int64_t first, next_id(sender, receiver));
+    args[2].value = first;
+    int64_t named = receiver;
+    SLUICE_ASSIGN_OR_RETURN(std::string outcome, call_batch("send_batch", args, &named));
+    if (outcome == "sent") {
+      next_id_[{sender, receiver}] = first + static_cast<int64_t>(data.size());
+      wake(receiver);
+      return {};
+    }
+    if (outcome != "duplicate") {
+      return batch_refused(outcome, sender, receiver);
+    }
+    next_id_.erase({sender, receiver});
+  }
+  return numbering_conflict(sender, receiver);
 }
 
 Result<std::vector<Message>> Ipc::take(int64_t receiver, int max) {
@@ -245,7 +337,12 @@ Result<std::vector<Message>> Ipc::try_recv(int64_t receiver, int max) {
     return invalid_argument(fmt::format("max {} must be positive", max));
   }
   SLUICE_RETURN_IF_ERROR(check_receiver(receiver));
-  return take(receiver, max);
+  // Always reads the table (a poller also sees rows whose sender died before its wake-up).
+  WakeTable* w = session_->database().wake_table();
+  const uint32_t seen = w != nullptr ? w->epoch(receiver) : 0;
+  SLUICE_ASSIGN_OR_RETURN(std::vector<Message> got, take(receiver, max));
+  note_take(receiver, seen, got.size(), max);
+  return got;
 }
 
 Status Ipc::wait_for(int64_t receiver, uint32_t seen,
@@ -271,66 +368,103 @@ Status Ipc::wait_for(int64_t receiver, uint32_t seen,
   return {};
 }
 
-Result<std::vector<Message>> Ipc::recv(int64_t receiver, int max,
-                                       std::chrono::milliseconds timeout) {
+void Ipc::note_take(int64_t receiver, uint32_t seen, size_t got, int max) {
+  if (session_->database().wake_table() == nullptr) {
+    return;
+  }
+  if (got < static_cast<size_t>(max)) {
+    empty_at_[receiver] = seen;  // the take left nothing behind
+  } else {
+    empty_at_.erase(receiver);
+  }
+}
+
+Result<bool> Ipc::may_have_mail(int64_t receiver, uint32_t seen) {
+  auto it = empty_at_.find(receiver);
+  if (it != empty_at_.end()) {
+    // Every send commits before it bumps the epoch: an unchanged epoch means nothing new, and a
+    // changed one almost always means mail, so the take itself looks.
+    return it->second != seen;
+  }
+  SLUICE_ASSIGN_OR_RETURN(bool any, has_mail(receiver));
+  if (!any && session_->database().wake_table() != nullptr) {
+    empty_at_[receiver] = seen;
+  }
+  return any;
+}
+
+Status Ipc::wait_for_mail(int64_t receiver, uint32_t seen,
+                          std::chrono::steady_clock::time_point deadline) {
+  SLUICE_RETURN_IF_ERROR(wait_for(receiver, seen, deadline));
+  WakeTable* w = session_->database().wake_table();
+  if (w != nullptr && w->epoch(receiver) == seen) {
+    // A timed-out recheck: a sender may have died between its commit and its wake-up, or a row
+    // came in by plain SQL, so read the table itself next time.
+    empty_at_.erase(receiver);
+  }
+  return {};
+}
+
+Status Ipc::start_receiving(int64_t receiver, int max) {
   if (max <= 0) {
     return invalid_argument(fmt::format("max {} must be positive", max));
   }
   SLUICE_RETURN_IF_ERROR(check_receiver(receiver));
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  WakeTable* w = session_->database().wake_table();
-  if (w == nullptr && listening_.count(receiver) == 0) {
+  if (session_->database().wake_table() == nullptr && listening_.count(receiver) == 0) {
     SLUICE_RETURN_IF_ERROR(session_->listen(channel_name(receiver)));
     listening_[receiver] = true;
   }
+  return {};
+}
+
+Result<std::vector<Message>> Ipc::recv(int64_t receiver, int max,
+                                       std::chrono::milliseconds timeout) {
+  SLUICE_RETURN_IF_ERROR(start_receiving(receiver, max));
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  WakeTable* w = session_->database().wake_table();
   for (;;) {
     const uint32_t seen = w != nullptr ? w->epoch(receiver) : 0;
-    SLUICE_ASSIGN_OR_RETURN(bool any, has_mail(receiver));
-    if (!any) {
-      SLUICE_RETURN_IF_ERROR(wait_for(receiver, seen, deadline));
-      continue;
+    SLUICE_ASSIGN_OR_RETURN(bool any, may_have_mail(receiver, seen));
+    if (any) {
+      SLUICE_ASSIGN_OR_RETURN(std::vector<Message> got, take(receiver, max));
+      note_take(receiver, seen, got.size(), max);
+      if (!got.empty()) {
+        return got;
+      }
     }
-    SLUICE_ASSIGN_OR_RETURN(std::vector<Message> got, take(receiver, max));
-    if (!got.empty()) {
-      return got;
-    }
-    SLUICE_RETURN_IF_ERROR(wait_for(receiver, seen, deadline));
+    SLUICE_RETURN_IF_ERROR(wait_for_mail(receiver, seen, deadline));
   }
 }
 
 Result<int> Ipc::recv_with(int64_t receiver, int max,
                            const std::function<Status(Session&, std::span<const Message>)>& fn,
                            std::chrono::milliseconds timeout) {
-  if (max <= 0) {
-    return invalid_argument(fmt::format("max {} must be positive", max));
-  }
-  SLUICE_RETURN_IF_ERROR(check_receiver(receiver));
+  SLUICE_RETURN_IF_ERROR(start_receiving(receiver, max));
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   WakeTable* w = session_->database().wake_table();
-  if (w == nullptr && listening_.count(receiver) == 0) {
-    SLUICE_RETURN_IF_ERROR(session_->listen(channel_name(receiver)));
-    listening_[receiver] = true;
-  }
   for (;;) {
     const uint32_t seen = w != nullptr ? w->epoch(receiver) : 0;
-    SLUICE_ASSIGN_OR_RETURN(bool any, has_mail(receiver));
-    if (!any) {
-      SLUICE_RETURN_IF_ERROR(wait_for(receiver, seen, deadline));
-      continue;
-    }
-    int taken = 0;
-    SLUICE_RETURN_IF_ERROR(session_->transact([&]() -> Status {
-      SLUICE_ASSIGN_OR_RETURN(std::vector<Message> got, take(receiver, max));
-      taken = static_cast<int>(got.size());
-      if (got.empty()) {
-        return {};
+    SLUICE_ASSIGN_OR_RETURN(bool any, may_have_mail(receiver, seen));
+    if (any) {
+      int taken = 0;
+      Status s = session_->transact([&]() -> Status {
+        SLUICE_ASSIGN_OR_RETURN(std::vector<Message> got, take(receiver, max));
+        taken = static_cast<int>(got.size());
+        if (got.empty()) {
+          return {};
+        }
+        return fn(*session_, got);
+      });
+      if (!s.is_ok()) {
+        empty_at_.erase(receiver);  // rolled back: the messages are still there
+        return s;
       }
-      return fn(*session_, got);
-    }));
-    if (taken > 0) {
-      return taken;
+      note_take(receiver, seen, static_cast<size_t>(taken), max);
+      if (taken > 0) {
+        return taken;
+      }
     }
-    SLUICE_RETURN_IF_ERROR(wait_for(receiver, seen, deadline));
+    SLUICE_RETURN_IF_ERROR(wait_for_mail(receiver, seen, deadline));
   }
 }
 

@@ -53,9 +53,9 @@ class Ipc {
   // `dbos.max_message_bytes`), unavailable (database locked or server gone after retries).
   Result<SendOutcome> send(int64_t sender, int64_t receiver, std::string_view data,
                            std::optional<int64_t> message_id = std::nullopt);
-  // One transaction sending `data` to every receiver.
+  // One transaction (one call) sending `data` to every receiver, all or nothing.
   Status multicast(int64_t sender, std::span<const int64_t> receivers, std::string_view data);
-  // Several messages to one receiver in one transaction.
+  // Several messages to one receiver in one transaction (one call), all or nothing.
   Status send_batch(int64_t sender, int64_t receiver, std::span<const std::string> data);
 
   // Takes up to `max` of the receiver's oldest messages, if any (never waits).
@@ -78,15 +78,28 @@ class Ipc {
   Status check_receiver(int64_t receiver);
   Status send_one(int64_t sender, int64_t receiver, std::string_view data,
                   std::optional<int64_t> message_id, SendOutcome* outcome, bool* retry_seen);
+  Status check_size(int64_t sender, int64_t receiver, size_t bytes) const;
+  Result<std::string> call_batch(std::string_view procedure, std::span<const Arg> args,
+                                 int64_t* receiver);
+  Status batch_refused(std::string_view outcome, int64_t sender, int64_t receiver);
+  static Status numbering_conflict(int64_t sender, int64_t receiver);
   Result<std::vector<Message>> take(int64_t receiver, int max);
   Result<bool> has_mail(int64_t receiver);
   Status wait_for(int64_t receiver, uint32_t seen, std::chrono::steady_clock::time_point deadline);
+  // The blocking receives: a receiver whose take left its table empty sleeps on the wake table
+  // without reading the table again until a sender bumps the receiver's epoch.
+  Status start_receiving(int64_t receiver, int max);
+  Result<bool> may_have_mail(int64_t receiver, uint32_t seen);
+  void note_take(int64_t receiver, uint32_t seen, size_t got, int max);
+  Status wait_for_mail(int64_t receiver, uint32_t seen,
+                       std::chrono::steady_clock::time_point deadline);
   void wake(int64_t receiver);
 
   Session* session_;
   std::map<std::pair<int64_t, int64_t>, int64_t> next_id_;  // pair → next message id
   std::map<int64_t, bool> known_receivers_;
   std::map<int64_t, bool> listening_;
+  std::map<int64_t, uint32_t> empty_at_;  // receiver → wake epoch at which its table was empty
 };
 
 }  // namespace sluice::dbos

@@ -117,6 +117,96 @@ BEGIN
   RETURN QUERY SELECT 'sent';
 END $$;
 
+-- Messages first_id, first_id + 1, … to one receiver in one call (one round trip for the
+-- batch). The payloads are cut from one bytea by `pieces`, a JSON array of [offset from 1,
+-- length]. All or nothing: a first id not above the pair's highest makes the whole batch a
+-- duplicate, and nothing is written.
+CREATE OR REPLACE FUNCTION dbos_send_batch(sender_id bigint, receiver_id bigint, first_id bigint,
+    data bytea, pieces jsonb, now_us bigint DEFAULT 0)
+RETURNS TABLE (out_outcome text) LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint := jsonb_array_length(pieces);
+  p record;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = dbos_send_batch.receiver_id) THEN
+    RETURN QUERY SELECT 'unknown receiver';
+    RETURN;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = dbos_send_batch.sender_id) THEN
+    RETURN QUERY SELECT 'unknown sender';
+    RETURN;
+  END IF;
+  INSERT INTO channel AS c (sender_id, receiver_id, last_sent_id)
+  VALUES (dbos_send_batch.sender_id, dbos_send_batch.receiver_id, first_id + n - 1)
+  ON CONFLICT ON CONSTRAINT channel_pkey DO UPDATE SET last_sent_id = excluded.last_sent_id
+  WHERE c.last_sent_id < dbos_send_batch.first_id;
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT 'duplicate';
+    RETURN;
+  END IF;
+  FOR p IN SELECT e.pos, (e.elem->>0)::int AS off, (e.elem->>1)::int AS len
+           FROM jsonb_array_elements(pieces) WITH ORDINALITY AS e(elem, pos) ORDER BY e.pos
+  LOOP
+    INSERT INTO message (receiver_id, sender_id, message_id, data, sent_us)
+    VALUES (dbos_send_batch.receiver_id, dbos_send_batch.sender_id, first_id + p.pos - 1,
+            substring(data FROM p.off FOR p.len), now_us);
+  END LOOP;
+  PERFORM pg_notify('dbos_rx_' || dbos_send_batch.receiver_id::text, '');
+  RETURN QUERY SELECT 'sent';
+END $$;
+
+-- One message to several receivers in one call: `targets` is a JSON array of [receiver_id,
+-- message_id], in sending order. All or nothing: an unknown receiver, or an id not above its
+-- pair's highest (a duplicate), is named in the answer before anything is written; a pair that
+-- another transaction advanced meanwhile fails the whole transaction as a serialization
+-- failure, which the caller retries.
+CREATE OR REPLACE FUNCTION dbos_multicast(sender_id bigint, targets jsonb, data bytea,
+    now_us bigint DEFAULT 0)
+RETURNS TABLE (out_outcome text, out_receiver_id bigint) LANGUAGE plpgsql AS $$
+DECLARE
+  t record;
+  bad bigint;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = dbos_multicast.sender_id) THEN
+    RETURN QUERY SELECT 'unknown sender', NULL::bigint;
+    RETURN;
+  END IF;
+  SELECT (x.elem->>0)::bigint INTO bad
+  FROM jsonb_array_elements(targets) WITH ORDINALITY AS x(elem, pos)
+  WHERE NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = (x.elem->>0)::bigint)
+  ORDER BY x.pos LIMIT 1;
+  IF bad IS NOT NULL THEN
+    RETURN QUERY SELECT 'unknown receiver', bad;
+    RETURN;
+  END IF;
+  SELECT c.receiver_id INTO bad
+  FROM jsonb_array_elements(targets) WITH ORDINALITY AS x(elem, pos)
+  JOIN channel c ON c.sender_id = dbos_multicast.sender_id
+                AND c.receiver_id = (x.elem->>0)::bigint
+  WHERE c.last_sent_id >= (x.elem->>1)::bigint
+  ORDER BY x.pos LIMIT 1;
+  IF bad IS NOT NULL THEN
+    RETURN QUERY SELECT 'duplicate', bad;
+    RETURN;
+  END IF;
+  FOR t IN SELECT (x.elem->>0)::bigint AS rid, (x.elem->>1)::bigint AS mid
+           FROM jsonb_array_elements(targets) WITH ORDINALITY AS x(elem, pos) ORDER BY x.pos
+  LOOP
+    INSERT INTO channel AS c (sender_id, receiver_id, last_sent_id)
+    VALUES (dbos_multicast.sender_id, t.rid, t.mid)
+    ON CONFLICT ON CONSTRAINT channel_pkey DO UPDATE SET last_sent_id = excluded.last_sent_id
+    WHERE c.last_sent_id < excluded.last_sent_id;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'dbos: the channel % -> % was advanced by another transaction',
+        dbos_multicast.sender_id, t.rid USING ERRCODE = 'serialization_failure';
+    END IF;
+    INSERT INTO message (receiver_id, sender_id, message_id, data, sent_us)
+    VALUES (t.rid, dbos_multicast.sender_id, t.mid, data, now_us);
+    PERFORM pg_notify('dbos_rx_' || t.rid::text, '');
+  END LOOP;
+  RETURN QUERY SELECT 'sent', NULL::bigint;
+END $$;
+
 -- The receiver's oldest messages, deleted as they are taken (exactly once).
 CREATE OR REPLACE FUNCTION dbos_recv(receiver_id bigint, max_count bigint DEFAULT 1,
     now_us bigint DEFAULT 0)

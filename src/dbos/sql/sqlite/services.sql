@@ -59,6 +59,61 @@ SELECT CASE WHEN :receiver_known IS NULL THEN 'unknown receiver'
             WHEN :fresh IS NULL THEN 'duplicate'
             ELSE 'sent' END AS outcome;
 
+-- name: send_batch
+-- Messages first_id, first_id + 1, … to one receiver in one call. The payloads are cut from one
+-- blob by :pieces, a JSON array of [offset from 1, length]. All or nothing: a first id not above
+-- the pair's highest makes the whole batch a duplicate, and nothing is written.
+SELECT (SELECT 1 FROM Endpoint WHERE endpoint_id = :receiver_id) AS receiver_known,
+       (SELECT 1 FROM Endpoint WHERE endpoint_id = :sender_id) AS sender_known,
+       coalesce((SELECT last_sent_id >= :first_id FROM Channel
+                 WHERE sender_id = :sender_id AND receiver_id = :receiver_id), 0) AS stale,
+       json_array_length(:pieces) AS n;
+INSERT INTO Channel (sender_id, receiver_id, last_sent_id)
+SELECT :sender_id, :receiver_id, :first_id + :n - 1
+WHERE :receiver_known AND :sender_known AND NOT :stale
+ON CONFLICT (sender_id, receiver_id) DO UPDATE SET last_sent_id = excluded.last_sent_id;
+INSERT INTO Message (receiver_id, sender_id, message_id, data, sent_us)
+SELECT :receiver_id, :sender_id, :first_id + p.key,
+       substr(:data, json_extract(p.value, '$[0]'), json_extract(p.value, '$[1]')), :now_us
+FROM json_each(:pieces) AS p
+WHERE :receiver_known AND :sender_known AND NOT :stale
+ORDER BY p.key;
+SELECT CASE WHEN :receiver_known IS NULL THEN 'unknown receiver'
+            WHEN :sender_known IS NULL THEN 'unknown sender'
+            WHEN :stale THEN 'duplicate'
+            ELSE 'sent' END AS outcome;
+
+-- name: multicast
+-- One message to several receivers in one call: :targets is a JSON array of [receiver_id,
+-- message_id], in sending order. All or nothing: an unknown receiver, or an id not above its
+-- pair's highest (a duplicate), writes nothing and is named in the answer.
+SELECT (SELECT 1 FROM Endpoint WHERE endpoint_id = :sender_id) AS sender_known,
+       (SELECT json_extract(t.value, '$[0]') FROM json_each(:targets) AS t
+        WHERE NOT EXISTS (SELECT 1 FROM Endpoint AS e
+                          WHERE e.endpoint_id = json_extract(t.value, '$[0]'))
+        ORDER BY t.key LIMIT 1) AS unknown_receiver,
+       (SELECT json_extract(t.value, '$[0]') FROM json_each(:targets) AS t
+        JOIN Channel AS c ON c.sender_id = :sender_id
+                         AND c.receiver_id = json_extract(t.value, '$[0]')
+        WHERE c.last_sent_id >= json_extract(t.value, '$[1]')
+        ORDER BY t.key LIMIT 1) AS stale_receiver;
+INSERT INTO Channel (sender_id, receiver_id, last_sent_id)
+SELECT :sender_id, json_extract(t.value, '$[0]'), json_extract(t.value, '$[1]')
+FROM json_each(:targets) AS t
+WHERE :sender_known AND :unknown_receiver IS NULL AND :stale_receiver IS NULL
+ON CONFLICT (sender_id, receiver_id) DO UPDATE
+SET last_sent_id = max(last_sent_id, excluded.last_sent_id);
+INSERT INTO Message (receiver_id, sender_id, message_id, data, sent_us)
+SELECT json_extract(t.value, '$[0]'), :sender_id, json_extract(t.value, '$[1]'), :data, :now_us
+FROM json_each(:targets) AS t
+WHERE :sender_known AND :unknown_receiver IS NULL AND :stale_receiver IS NULL
+ORDER BY t.key;
+SELECT CASE WHEN :sender_known IS NULL THEN 'unknown sender'
+            WHEN :unknown_receiver IS NOT NULL THEN 'unknown receiver'
+            WHEN :stale_receiver IS NOT NULL THEN 'duplicate'
+            ELSE 'sent' END AS outcome,
+       coalesce(:unknown_receiver, :stale_receiver) AS receiver_id;
+
 -- name: has_mail
 SELECT EXISTS (SELECT 1 FROM Message WHERE receiver_id = :receiver_id) AS any;
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Turns dbos_bench JSON into markdown tables (stdout) and docs/bench/dbos_*.png.
 
-usage: plot_dbos.py dbos_bench.json [more.json …] [--out-dir docs/bench]
+usage: plot_dbos.py dbos_bench.json [more.json …] [--out-dir docs/bench] [--tag _name]
 Each point is the median of the repetitions; the spread is min–max.
 """
 import argparse
@@ -23,7 +23,7 @@ def spread(xs):
     return f"{min(xs):,.0f}–{max(xs):,.0f}" if xs else ""
 
 
-def sched_tables(data, out_dir):
+def sched_tables(data, out_dir, tag=""):
     tp = defaultdict(list)
     tpc = defaultdict(list)
     for r in data.get("sched_throughput", []):
@@ -88,10 +88,10 @@ def sched_tables(data, out_dir):
         ax.set_title(f"scheduling latency, {b}")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(f"{out_dir}/dbos_sched.png", dpi=110)
+    fig.savefig(f"{out_dir}/dbos_sched{tag}.png", dpi=110)
 
 
-def ipc_tables(data, out_dir):
+def ipc_tables(data, out_dir, tag=""):
     pts = defaultdict(lambda: defaultdict(list))
     by_rep = {}  # (case, system, run, rep) → msgs/s: each system against gRPC in its own rep
     for r in data.get("ipc", []):
@@ -146,13 +146,14 @@ def ipc_tables(data, out_dir):
     ax.set_title("multicast, 64 B")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(f"{out_dir}/dbos_ipc.png", dpi=110)
+    fig.savefig(f"{out_dir}/dbos_ipc{tag}.png", dpi=110)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("json", nargs="+", help="one or more runs; their repetitions are pooled")
     ap.add_argument("--out-dir", default="docs/bench")
+    ap.add_argument("--tag", default="", help="suffix of the plot names (dbos_ipc<tag>.png)")
     a = ap.parse_args()
     data = {}
     for run, path in enumerate(a.json):
@@ -163,8 +164,9 @@ def main():
                 data.setdefault(key, []).extend(dict(r, run=run) for r in rows)
             else:
                 data.setdefault(key, rows)
-    sched_tables(data, a.out_dir)
-    ipc_tables(data, a.out_dir)
+    if data.get("sched_throughput"):
+        sched_tables(data, a.out_dir, a.tag)
+    ipc_tables(data, a.out_dir, a.tag)
     cpu = data.get("cpu", {})
     print(f"\nmachine busy {100 * cpu.get('machine_busy_share', 0):.0f} %, not this benchmark "
           f"process {100 * cpu.get('not_this_process_share', 0):.0f} % over "

@@ -229,7 +229,9 @@ $$;
 -- element of `tasks` (a JSON array of {p_key, task_id, priority, payload}) goes through the
 -- named scheduler's function, in order, in the caller's transaction. One row per element that a
 -- worker took: its position (from 1) and the scheduler's (task_id, p_key, worker_id). Any
--- scheduler installed as dbos_sched_<name> works, so a new one still needs no change here.
+-- scheduler installed as dbos_sched_<name> works, so a new one still needs no change here: it is
+-- called through dynamic SQL, planned anew for every element. The shipped schedulers are called
+-- statically, so PL/pgSQL plans each call once per session.
 CREATE OR REPLACE FUNCTION dbos_sched_batch(scheduler text, tasks jsonb, now_us bigint DEFAULT 0)
 RETURNS TABLE (out_pos bigint, out_task_id bigint, out_p_key bigint, out_worker_id bigint)
 LANGUAGE plpgsql AS $$
@@ -245,7 +247,26 @@ BEGIN
                                               payload text)
            ORDER BY e.pos
   LOOP
-    RETURN QUERY EXECUTE format('SELECT %s::bigint, r.* FROM (%s) r', t.pos, call)
-      USING t.p_key, t.task_id, t.priority, t.payload, scheduler, now_us;
+    CASE scheduler
+      WHEN 'fifo' THEN
+        RETURN QUERY SELECT t.pos, s.* FROM dbos_sched_fifo(p_key => t.p_key,
+          task_id => t.task_id, priority => t.priority, payload => t.payload,
+          scheduler => scheduler, now_us => now_us) AS s;
+      WHEN 'locality' THEN
+        RETURN QUERY SELECT t.pos, s.* FROM dbos_sched_locality(p_key => t.p_key,
+          task_id => t.task_id, priority => t.priority, payload => t.payload,
+          scheduler => scheduler, now_us => now_us) AS s;
+      WHEN 'least_loaded' THEN
+        RETURN QUERY SELECT t.pos, s.* FROM dbos_sched_least_loaded(p_key => t.p_key,
+          task_id => t.task_id, priority => t.priority, payload => t.payload,
+          scheduler => scheduler, now_us => now_us) AS s;
+      WHEN 'least_loaded_global' THEN
+        RETURN QUERY SELECT t.pos, s.* FROM dbos_sched_least_loaded_global(p_key => t.p_key,
+          task_id => t.task_id, priority => t.priority, payload => t.payload,
+          scheduler => scheduler, now_us => now_us) AS s;
+      ELSE
+        RETURN QUERY EXECUTE format('SELECT %s::bigint, r.* FROM (%s) r', t.pos, call)
+          USING t.p_key, t.task_id, t.priority, t.payload, scheduler, now_us;
+    END CASE;
   END LOOP;
 END $$;

@@ -769,6 +769,50 @@ TEST_P(DbosTest, KilledSendersAndReceiversLoseAndDuplicateNothing) {
 
 // --- bad input: backend specific ---
 
+TEST_P(DbosTest, TwoTransactionsLockingRowsInOppositeOrdersBothCommit) {
+  // Each takes one worker row, then the other's: a deadlock, which the server breaks after
+  // dbos.pg.deadlock_timeout_ms (set per session; its own default is 1 s) and Session retries.
+  if (GetParam() != Dialect::kPostgres) {
+    GTEST_SKIP() << "SQLite has one writer at a time: no row locks to deadlock on";
+  }
+  auto shown = session_->query("SHOW deadlock_timeout");
+  ASSERT_TRUE(shown.is_ok()) << shown.status().to_string();
+  EXPECT_EQ(value_to_text(shown->rows.at(0).at(0)), "20ms");
+  ASSERT_TRUE(KnobRegistry::global().set("dbos.pg.deadlock_timeout_ms", "35").is_ok());
+  auto later = new_session();
+  EXPECT_EQ(value_to_text(later->query("SHOW deadlock_timeout")->rows.at(0).at(0)), "35ms");
+  ASSERT_TRUE(session_
+                  ->execute_script("INSERT INTO Worker (worker_id, p_key, capacity, "
+                                   "unused_capacity, created_us) VALUES (1, 0, 100, 100, 0), "
+                                   "(2, 0, 100, 100, 0)")
+                  .is_ok());
+  std::atomic<int> ready{0};
+  auto bump = [&](int64_t first, int64_t second) {
+    auto s = new_session();
+    bool waited = false;
+    Status st = s->transact([&]() -> Status {
+      const std::string sql =
+          "UPDATE Worker SET unused_capacity = unused_capacity - 1 "
+          "WHERE worker_id = ";
+      SLUICE_RETURN_IF_ERROR(s->query(sql + std::to_string(first)).status());
+      if (!waited) {  // both hold their first row before either asks for its second
+        waited = true;
+        ready.fetch_add(1);
+        while (ready.load() < 2) {
+          std::this_thread::yield();
+        }
+      }
+      return s->query(sql + std::to_string(second)).status();
+    });
+    EXPECT_TRUE(st.is_ok()) << st.to_string();
+  };
+  std::thread a(bump, 1, 2);
+  std::thread b(bump, 2, 1);
+  a.join();
+  b.join();
+  EXPECT_EQ(scalar("SELECT sum(unused_capacity) FROM Worker"), 196);
+}
+
 TEST_P(DbosTest, ALockedDatabaseIsAClearErrorAndRecovers) {
   Ipc ipc(*session_);
   ASSERT_TRUE(ipc.create_endpoint(1).is_ok());

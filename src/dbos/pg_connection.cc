@@ -32,6 +32,16 @@ const IntKnob kLockTimeoutMs({.name = "dbos.pg.lock_timeout_ms",
                                       "session holds before the transaction is retried or fails "
                                       "(0: forever)"});
 
+const IntKnob kDeadlockTimeoutMs(
+    {.name = "dbos.pg.deadlock_timeout_ms",
+     .default_value = 20,
+     .min = 1,
+     .max = 600000,
+     .stage = KnobStage::kRuntime,
+     .help = "how long a PostgreSQL session waits on a lock before the server looks for a "
+             "deadlock (its default is 1 s, a stall per deadlock); set per session when the "
+             "role may (a superuser), else the server's setting stays"});
+
 // Type OIDs (pg_type.h) the results decode.
 constexpr Oid kBool = 16, kBytea = 17, kInt8 = 20, kInt2 = 21, kInt4 = 23, kOid = 26, kFloat4 = 700,
               kFloat8 = 701;
@@ -118,6 +128,12 @@ class PgConnection final : public Connection {
     const std::string setup = fmt::format(
         "SET client_min_messages = warning; SET lock_timeout = {}", kLockTimeoutMs.get());
     PGresult* r = PQexec(conn_, setup.c_str());
+    PQclear(r);
+    // Two transactions that lock rows in opposite orders (a batch over files taken in a
+    // random order) deadlock; each then stalls until the server's check runs, and one is retried.
+    // Only a superuser may change the setting: for other roles it fails and the server's stays.
+    const std::string deadlock = fmt::format("SET deadlock_timeout = {}", kDeadlockTimeoutMs.get());
+    r = PQexec(conn_, deadlock.c_str());
     PQclear(r);
     for (const auto& ch : channels_) {
       SLUICE_RETURN_IF_ERROR(run_listen(ch));

@@ -67,6 +67,19 @@ expect 0 "fifo" -- "$sluice" sched list
 expect 0 "1" -- "$sluice" sql "SELECT 1"
 expect nonzero "unknown backend" -- "$sluice" sql --backend mysql://x "SELECT 1"
 expect nonzero "no IPC endpoint" -- "$sluice" ipc send --from 1 --to 999 x
+# A multicast is one transaction: a receiver named twice gets two messages in order, and an
+# unknown receiver sends nothing at all.
+for e in 1 2 3; do expect 0 "" -- "$sluice" ipc endpoint $e; done
+expect 0 "" -- "$sluice" ipc send --from 1 --to 2,3,2 hello
+expect 0 '"message_id": 2' -- "$sluice" ipc recv 2 --max 10 --json
+expect nonzero "no IPC endpoint 999" -- "$sluice" ipc send --from 1 --to 3,999 again
+expect 0 "(1 rows)" -- "$sluice" sql "SELECT receiver_id, message_id FROM Message"
+expect 0 "" -- "$sluice" sched worker add 7 --partition 0 --capacity 1
+expect 0 "" -- "$sluice" sched submit --scheduler fifo --partition 0
+expect nonzero "no worker in partition 0 has unused capacity" -- \
+  "$sluice" sched submit --scheduler fifo --partition 0
+expect 0 '"running": 1' -- "$sluice" sql --json \
+  "SELECT count(*) AS running FROM Task WHERE state = 'running' AND worker_id = 7"
 expect 0 "stats" -- "$sluice" oq --help
 expect 0 "serve" -- "$sluice" para --help
 expect 0 "run" -- "$sluice" tune --help

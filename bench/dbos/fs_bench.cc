@@ -1,15 +1,20 @@
 // dbos_fs_bench: the paper's filesystem measurements (§4.4) against ext4 (a directory on this
 // machine's disk), short runs.
 //
-//   meta       files created then deleted by --threads threads (Table 1)
-//   rw         20 random 2 KiB block reads or writes (even odds) of one random file per round
-//              (Figure 10a), or one block of each of 20 random files (Figure 10b); a DBOS round is
-//              one transaction (FileSystem::batch), an ext4 round is open/pread|pwrite/close
+//   meta       files created then deleted by --threads threads (Table 1); beside them the
+//              engine's floor, one row inserted and deleted, one transaction each
+//   rw         --threads clients, each doing rounds of 20 random 2 KiB block reads or writes (even
+//              odds) of one random file (Figure 10a), or one block of each of 20 random files
+//              (Figure 10b); a DBOS round is one transaction (FileSystem::batch), an ext4 round
+//              is open/pread|pwrite/close
 //   analytics  total size of the files of at least 20 KB in a 4000-file tree: one SQL query
 //              against a C++ program walking the same tree on ext4 (Table 2)
 //
 //   dbos_fs_bench [--what all|meta|rw|analytics] [--backend URL|postgres] [--ext4-dir DIR]
-//                 [--seconds S] [--threads N] [--files N] [--json FILE]
+//                 [--seconds S] [--threads N] [--files N] [--reps N] [--json FILE]
+//
+// With --reps N every measurement is repeated N times, its systems taking turns in a rotating
+// order; bench/dbos/plot_fs.py turns the JSON of runs into tables and docs/bench/dbos_fs.png.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -21,6 +26,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -48,6 +54,7 @@ struct Config {
   double seconds = 1.0;
   int threads = 2;
   int files = 4000;
+  int reps = 1;
   std::string json;
 };
 
@@ -91,6 +98,7 @@ struct Point {
   double ops_per_s = 0;
   double mean_us = 0;
   double extra = 0;  // bench-specific (analytics: the sum found)
+  int rep = 0;
 };
 
 // --- meta: create + delete ---
@@ -127,6 +135,51 @@ Point meta_dbos(const Config& c, const std::shared_ptr<Database>& db, FileLayout
           0};
 }
 
+// The engine's floor for the same churn: one row inserted, then deleted, one transaction each,
+// in a bare table keyed by the path, through the same Session layer. What a dbos create or
+// delete costs above it is the filesystem's own statements.
+Point meta_floor(const Config& c, const std::shared_ptr<Database>& db) {
+  std::vector<std::unique_ptr<sluice::dbos::Session>> sessions;
+  for (int t = 0; t < c.threads; ++t) {
+    auto s = db->connect();
+    if (!s.is_ok()) {
+      die("connect", s.status());
+    }
+    sessions.push_back(std::move(*s));
+  }
+  check(sessions[0]->execute_script(
+            "CREATE TABLE IF NOT EXISTS bench_floor (path TEXT PRIMARY KEY, mode INTEGER)"),
+        "create the floor table");
+  std::atomic<int64_t> ops{0};
+  std::vector<std::thread> threads;
+  const auto t0 = Clock::now();
+  for (int t = 0; t < c.threads; ++t) {
+    threads.emplace_back([&, t] {
+      sluice::dbos::Session& s = *sessions[static_cast<size_t>(t)];
+      int64_t n = 0;
+      while (since(t0) < c.seconds) {
+        const std::vector<sluice::dbos::Value> path = {fmt::format("/meta{}/f{}", t, n)};
+        check(s.transact([&] {
+          return s.query("INSERT INTO bench_floor (path, mode) VALUES ($1, 420)", path).status();
+        }),
+              "floor insert");
+        check(s.transact([&] {
+          return s.query("DELETE FROM bench_floor WHERE path = $1", path).status();
+        }),
+              "floor delete");
+        n += 2;
+      }
+      ops += n;
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  const double secs = since(t0);
+  const double rate = static_cast<double>(ops.load()) / secs;
+  return {"meta", "engine-floor", rate, 1e6 * c.threads / rate, 0};
+}
+
 Point meta_ext4(const Config& c) {
   for (int t = 0; t < c.threads; ++t) {
     stdfs::create_directories(fmt::format("{}/meta{}", c.ext4_dir, t));
@@ -159,85 +212,117 @@ Point meta_ext4(const Config& c) {
 
 // --- rw: 20 random 2 KiB blocks of one file, or of 20 files ---
 
+// Each of --threads clients runs rounds on its own handle; a round is one transaction.
 Point rw_dbos(const Config& c, const std::shared_ptr<Database>& db, FileLayout layout,
               bool many_files) {
-  auto fs = open_fs(db, layout);
-  (void)fs->mkdir("/rw");
-  const std::string data(kBlock * kBlocksPerFile, 'd');
-  for (int f = 0; f < kRwFiles; ++f) {
-    check(fs->put(fmt::format("/rw/f{}", f), data), "put");
+  const std::string dir = fmt::format("/rw-{}", file_layout_name(layout));
+  std::vector<std::unique_ptr<FileSystem>> handles;
+  for (int t = 0; t < c.threads; ++t) {
+    handles.push_back(open_fs(db, layout));
   }
-  std::mt19937 rng(1);
-  const std::string block(kBlock, 'w');
-  int64_t rounds = 0;
+  if (!handles[0]->stat(dir).is_ok()) {  // the files are made once, then reused by every rep
+    check(handles[0]->mkdir(dir), "mkdir");
+    const std::string data(kBlock * kBlocksPerFile, 'd');
+    for (int f = 0; f < kRwFiles; ++f) {
+      check(handles[0]->put(fmt::format("{}/f{}", dir, f), data), "put");
+    }
+  }
+  std::atomic<int64_t> total{0};
+  std::vector<std::thread> threads;
   const auto t0 = Clock::now();
-  while (since(t0) < c.seconds) {
-    const bool write = rng() % 2 == 0;
-    const auto one = static_cast<int>(rng() % kRwFiles);
-    check(fs->batch([&]() -> Status {
-      for (int i = 0; i < 20; ++i) {
-        const std::string p =
-            fmt::format("/rw/f{}", many_files ? static_cast<int>(rng() % kRwFiles) : one);
-        const auto off = static_cast<int64_t>(rng() % kBlocksPerFile) * kBlock;
-        if (write) {
-          SLUICE_RETURN_IF_ERROR(fs->write(p, off, block).status());
-        } else {
-          SLUICE_RETURN_IF_ERROR(fs->read(p, off, kBlock).status());
-        }
+  for (int t = 0; t < c.threads; ++t) {
+    threads.emplace_back([&, t] {
+      FileSystem& fs = *handles[static_cast<size_t>(t)];
+      std::mt19937 rng(static_cast<unsigned>(t + 1));
+      const std::string block(kBlock, 'w');
+      int64_t rounds = 0;
+      while (since(t0) < c.seconds) {
+        const bool write = rng() % 2 == 0;
+        const auto one = static_cast<int>(rng() % kRwFiles);
+        check(fs.batch([&]() -> Status {
+          for (int i = 0; i < 20; ++i) {
+            const std::string p =
+                fmt::format("{}/f{}", dir, many_files ? static_cast<int>(rng() % kRwFiles) : one);
+            const auto off = static_cast<int64_t>(rng() % kBlocksPerFile) * kBlock;
+            if (write) {
+              SLUICE_RETURN_IF_ERROR(fs.write(p, off, block).status());
+            } else {
+              SLUICE_RETURN_IF_ERROR(fs.read(p, off, kBlock).status());
+            }
+          }
+          return {};
+        }),
+              "rw round");
+        ++rounds;
       }
-      return {};
-    }),
-          "rw round");
-    ++rounds;
+      total += rounds;
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
   }
   const double secs = since(t0);
+  const auto rounds = static_cast<double>(total.load());
   return {many_files ? "rw-20-files" : "rw-1-file",
-          fmt::format("dbos-{}", file_layout_name(layout)), static_cast<double>(rounds) / secs,
-          1e6 * secs / static_cast<double>(rounds), 0};
+          fmt::format("dbos-{}", file_layout_name(layout)), rounds / secs,
+          1e6 * secs * c.threads / rounds, 0};
 }
 
 Point rw_ext4(const Config& c, bool many_files) {
   const std::string dir = c.ext4_dir + "/rw";
-  stdfs::create_directories(dir);
-  const std::string data(kBlock * kBlocksPerFile, 'd');
-  for (int f = 0; f < kRwFiles; ++f) {
-    std::ofstream(fmt::format("{}/f{}", dir, f), std::ios::binary) << data;
+  if (!stdfs::exists(dir)) {
+    stdfs::create_directories(dir);
+    const std::string data(kBlock * kBlocksPerFile, 'd');
+    for (int f = 0; f < kRwFiles; ++f) {
+      std::ofstream(fmt::format("{}/f{}", dir, f), std::ios::binary) << data;
+    }
   }
-  std::mt19937 rng(1);
-  std::string block(kBlock, 'w');
-  int64_t rounds = 0;
+  std::atomic<int64_t> total{0};
+  std::vector<std::thread> threads;
   const auto t0 = Clock::now();
-  auto io = [&](int fd, bool write) {
-    const auto off = static_cast<off_t>(rng() % kBlocksPerFile) * kBlock;
-    const ssize_t n = write ? ::pwrite(fd, block.data(), block.size(), off)
-                            : ::pread(fd, block.data(), block.size(), off);
-    if (n != static_cast<ssize_t>(kBlock)) {
-      std::perror("ext4 pread/pwrite");
-      std::exit(1);
-    }
-  };
-  while (since(t0) < c.seconds) {
-    const bool write = rng() % 2 == 0;
-    if (many_files) {
-      for (int i = 0; i < 20; ++i) {
-        const std::string p = fmt::format("{}/f{}", dir, rng() % kRwFiles);
-        const int fd = ::open(p.c_str(), O_RDWR);
-        io(fd, write);
-        ::close(fd);
+  for (int t = 0; t < c.threads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<unsigned>(t + 1));
+      std::string block(kBlock, 'w');
+      auto io = [&](int fd, bool write) {
+        const auto off = static_cast<off_t>(rng() % kBlocksPerFile) * kBlock;
+        const ssize_t n = write ? ::pwrite(fd, block.data(), block.size(), off)
+                                : ::pread(fd, block.data(), block.size(), off);
+        if (n != static_cast<ssize_t>(kBlock)) {
+          std::perror("ext4 pread/pwrite");
+          std::exit(1);
+        }
+      };
+      int64_t rounds = 0;
+      while (since(t0) < c.seconds) {
+        const bool write = rng() % 2 == 0;
+        if (many_files) {
+          for (int i = 0; i < 20; ++i) {
+            const std::string p = fmt::format("{}/f{}", dir, rng() % kRwFiles);
+            const int fd = ::open(p.c_str(), O_RDWR);
+            io(fd, write);
+            ::close(fd);
+          }
+        } else {
+          const std::string p = fmt::format("{}/f{}", dir, rng() % kRwFiles);
+          const int fd = ::open(p.c_str(), O_RDWR);
+          for (int i = 0; i < 20; ++i) {
+            io(fd, write);
+          }
+          ::close(fd);
+        }
+        ++rounds;
       }
-    } else {
-      const std::string p = fmt::format("{}/f{}", dir, rng() % kRwFiles);
-      const int fd = ::open(p.c_str(), O_RDWR);
-      for (int i = 0; i < 20; ++i) {
-        io(fd, write);
-      }
-      ::close(fd);
-    }
-    ++rounds;
+      total += rounds;
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
   }
   const double secs = since(t0);
-  return {many_files ? "rw-20-files" : "rw-1-file", "ext4", static_cast<double>(rounds) / secs,
-          1e6 * secs / static_cast<double>(rounds), 0};
+  const auto rounds = static_cast<double>(total.load());
+  return {many_files ? "rw-20-files" : "rw-1-file", "ext4", rounds / secs,
+          1e6 * secs * c.threads / rounds, 0};
 }
 
 // --- analytics: total size of files >= 20 KB in a tree ---
@@ -262,8 +347,10 @@ int64_t walk_sum(const std::string& root) {
   return sum;
 }
 
-std::vector<Point> analytics(const Config& c, const std::shared_ptr<Database>& db) {
-  // Its own user: the query sums this user's files only, as the walk sums this tree only.
+// Builds the same 4000-file tree in dbos (its own user: the query sums this user's files only,
+// as the walk sums this tree only) and on ext4; sizes are set by truncate, the query reads
+// metadata only.
+std::unique_ptr<FileSystem> analytics_tree(const Config& c, const std::shared_ptr<Database>& db) {
   auto opened = FileSystem::open(db, {.user = "analyst", .layout = FileLayout::kLocalized});
   if (!opened.is_ok()) {
     die("open the filesystem", opened.status());
@@ -271,7 +358,6 @@ std::vector<Point> analytics(const Config& c, const std::shared_ptr<Database>& d
   auto fs = std::move(*opened);
   const std::string root = c.ext4_dir + "/tree";
   stdfs::remove_all(root);
-  // 40 directories of files; sizes set by truncate: the query reads metadata only.
   check(fs->mkdir("/tree"), "mkdir");
   check(fs->batch([&]() -> Status {
     for (int d = 0; d < 40; ++d) {
@@ -292,29 +378,28 @@ std::vector<Point> analytics(const Config& c, const std::shared_ptr<Database>& d
     return {};
   }),
         "build the tree");
-  std::vector<Point> out;
-  for (int pass = 0; pass < 2; ++pass) {
-    const bool sql = pass == 0;
-    int reps = 0;
-    int64_t found = 0;
-    const auto t0 = Clock::now();
-    while (reps < 3 || since(t0) < c.seconds) {
-      if (sql) {
-        auto r = fs->usage_by_user(kMinSize);
-        if (!r.is_ok()) {
-          die("usage_by_user", r.status());
-        }
-        found = sluice::dbos::value_to_int(r->rows.at(0).at(2)).value_or(0);
-      } else {
-        found = walk_sum(root);
+  return fs;
+}
+
+Point analytics(const Config& c, FileSystem& fs, bool sql) {
+  int reps = 0;
+  int64_t found = 0;
+  const auto t0 = Clock::now();
+  while (reps < 3 || since(t0) < c.seconds) {
+    if (sql) {
+      auto r = fs.usage_by_user(kMinSize);
+      if (!r.is_ok()) {
+        die("usage_by_user", r.status());
       }
-      ++reps;
+      found = sluice::dbos::value_to_int(r->rows.at(0).at(2)).value_or(0);
+    } else {
+      found = walk_sum(c.ext4_dir + "/tree");
     }
-    const double secs = since(t0);
-    out.push_back({"analytics", sql ? "dbos-sql" : "ext4-walk", reps / secs, 1e6 * secs / reps,
-                   static_cast<double>(found)});
+    ++reps;
   }
-  return out;
+  const double secs = since(t0);
+  return {"analytics", sql ? "dbos-sql" : "ext4-walk", reps / secs, 1e6 * secs / reps,
+          static_cast<double>(found)};
 }
 
 }  // namespace
@@ -342,12 +427,15 @@ int main(int argc, char** argv) {
       c.threads = std::stoi(next());
     } else if (a == "--files") {
       c.files = std::stoi(next());
+    } else if (a == "--reps") {
+      c.reps = std::max(1, std::stoi(next()));
     } else if (a == "--json") {
       c.json = next();
     } else {
       std::fprintf(stderr,
                    "usage: dbos_fs_bench [--what all|meta|rw|analytics] [--backend URL|postgres] "
-                   "[--ext4-dir DIR] [--seconds S] [--threads N] [--files N] [--json FILE]\n");
+                   "[--ext4-dir DIR] [--seconds S] [--threads N] [--files N] [--reps N] "
+                   "[--json FILE]\n");
       return 2;
     }
   }
@@ -371,48 +459,67 @@ int main(int argc, char** argv) {
   const std::string load_before = loadavg();
   std::vector<Point> points;
   const bool all = c.what == "all";
-  for (FileLayout layout : {FileLayout::kLocalized, FileLayout::kParallel}) {
-    if (all || c.what == "meta") {
-      points.push_back(meta_dbos(c, *db, layout));
-    }
-    if (all || c.what == "rw") {
-      points.push_back(rw_dbos(c, *db, layout, false));
-      points.push_back(rw_dbos(c, *db, layout, true));
-    }
+  std::unique_ptr<FileSystem> tree;
+  if (all || c.what == "analytics") {
+    tree = analytics_tree(c, *db);
   }
+  using Run = std::function<Point()>;
+  const auto local = FileLayout::kLocalized;
+  const auto par = FileLayout::kParallel;
+  // Per repetition, the systems of each measurement take turns, in an order that rotates.
+  std::vector<std::vector<Run>> groups;
   if (all || c.what == "meta") {
-    points.push_back(meta_ext4(c));
+    groups.push_back({[&] { return meta_dbos(c, *db, local); },
+                      [&] { return meta_dbos(c, *db, par); }, [&] { return meta_ext4(c); },
+                      [&] { return meta_floor(c, *db); }});
   }
   if (all || c.what == "rw") {
-    points.push_back(rw_ext4(c, false));
-    points.push_back(rw_ext4(c, true));
-  }
-  if (all || c.what == "analytics") {
-    for (auto& p : analytics(c, *db)) {
-      points.push_back(p);
+    for (bool many : {false, true}) {
+      groups.push_back({[&, many] { return rw_dbos(c, *db, local, many); },
+                        [&, many] { return rw_dbos(c, *db, par, many); },
+                        [&, many] { return rw_ext4(c, many); }});
     }
   }
+  if (tree) {
+    groups.push_back(
+        {[&] { return analytics(c, *tree, true); }, [&] { return analytics(c, *tree, false); }});
+  }
+  for (int rep = 0; rep < c.reps; ++rep) {
+    for (auto& g : groups) {
+      for (size_t k = 0; k < g.size(); ++k) {
+        Point p = g[(k + static_cast<size_t>(rep)) % g.size()]();
+        p.rep = rep;
+        std::fprintf(stderr, "rep %d %-12s %-16s %12.0f ops/s\n", rep, p.bench.c_str(),
+                     p.system.c_str(), p.ops_per_s);
+        points.push_back(std::move(p));
+      }
+    }
+  }
+  tree.reset();
   const std::string load_after = loadavg();
-  std::printf("%-12s %-16s %14s %12s %12s\n", "bench", "system", "ops/s", "mean us", "result");
+  std::printf("%-12s %-16s %4s %14s %12s %12s\n", "bench", "system", "rep", "ops/s", "mean us",
+              "result");
   nlohmann::json j = nlohmann::json::array();
   for (const auto& p : points) {
-    std::printf("%-12s %-16s %14.0f %12.1f %12.0f\n", p.bench.c_str(), p.system.c_str(),
+    std::printf("%-12s %-16s %4d %14.0f %12.1f %12.0f\n", p.bench.c_str(), p.system.c_str(), p.rep,
                 p.ops_per_s, p.mean_us, p.extra);
     j.push_back({{"bench", p.bench},
                  {"system", p.system},
                  {"ops_per_s", p.ops_per_s},
                  {"mean_us", p.mean_us},
-                 {"result", p.extra}});
+                 {"result", p.extra},
+                 {"rep", p.rep}});
   }
   std::printf("backend %s, threads %d, /proc/loadavg before %s, after %s\n", (*db)->url().c_str(),
               c.threads, load_before.c_str(), load_after.c_str());
   if (!c.json.empty()) {
-    std::ofstream(c.json) << nlohmann::json{
-        {"points", j},
-        {"backend", (*db)->url()},
-        {"loadavg_before", load_before},
-        {"loadavg_after",
-         load_after}}.dump(2);
+    std::ofstream(c.json) << nlohmann::json{{"points", j},
+                                            {"backend", (*db)->url()},
+                                            {"threads", c.threads},
+                                            {"seconds", c.seconds},
+                                            {"loadavg_before", load_before},
+                                            {"loadavg_after", load_after}}
+                                 .dump(2);
   }
   db->reset();
   stdfs::remove_all(c.ext4_dir);

@@ -34,6 +34,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sluice/common/knobs.h"
 #include "sluice/dbos/database.h"
 #include "sluice/dbos/fs.h"
 #include "sluice/dbos/testing/pg_server.h"
@@ -438,6 +439,12 @@ int main(int argc, char** argv) {
                    "[--json FILE]\n");
       return 2;
     }
+  }
+  // Knobs from the environment (SLUICE_DBOS_SQLITE_GROUP_COMMIT=0 …), as `sluice` reads them.
+  if (Status st = sluice::KnobRegistry::global().load_environment(
+          sluice::KnobRegistry::current_environment());
+      !st.is_ok()) {
+    die("knobs from the environment", st);
   }
   std::string tmp_db;
   sluice::dbos::testing::PgServer server;

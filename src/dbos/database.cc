@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "dbos/connection.h"
+#include "dbos/group_commit.h"
 #include "dbos/sql_library.h"
 #include "dbos/wake.h"
 #include "sluice/common/knobs.h"
@@ -29,6 +30,20 @@ const StringKnob kSchedulerDir({.name = "dbos.scheduler_dir",
                                 .stage = KnobStage::kStart,
                                 .help = "extra schedulers: <dir>/<dialect>/sched_<name>.sql files "
                                         "loaded beside the built-in ones"});
+const BoolKnob kGroupCommit({.name = "dbos.sqlite.group_commit",
+                             .default_value = true,
+                             .stage = KnobStage::kStart,
+                             .help = "SQLite: transactions that threads of one process start "
+                                     "together run in one transaction of the first, each in a "
+                                     "savepoint, and commit once"});
+const IntKnob kGroupMin({.name = "dbos.sqlite.group_commit_min",
+                         .default_value = 3,
+                         .min = 1,
+                         .max = 1000,
+                         .stage = KnobStage::kStart,
+                         .help = "SQLite group commit: transactions under way at once in "
+                                 "a process before they are grouped; fewer take SQLite's lock "
+                                 "one by one (1: always group)"});
 const IntKnob kTxnRetries({.name = "dbos.txn_retries",
                            .default_value = 20,
                            .min = 0,
@@ -159,6 +174,32 @@ Status Session::transact(const std::function<Status()>& fn, bool idempotent) {
   if (txn_depth_ > 0) {
     return fn();
   }
+  GroupCommit* group = db_->group_commit();
+  if (group == nullptr) {
+    return transact_alone(fn, idempotent);
+  }
+  std::minstd_rand rng(static_cast<unsigned>(reinterpret_cast<uintptr_t>(this)));
+  for (int64_t attempt = 0;; ++attempt) {
+    bool conflict = false;
+    Status s = group->run(*this, fn, idempotent, &conflict);
+    if (!conflict || attempt >= kTxnRetries.get()) {
+      // A member of a group leaves its hooks here; a lone transaction ran its own.
+      std::vector<std::function<void()>> hooks;
+      hooks.swap(after_commit_);
+      if (s.is_ok()) {
+        for (auto& h : hooks) {
+          h();
+        }
+      }
+      return s;
+    }
+    after_commit_.clear();
+    const int64_t cap = std::min<int64_t>(1000 << std::min<int64_t>(attempt, 6), 50'000);
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % static_cast<unsigned>(cap)));
+  }
+}
+
+Status Session::transact_alone(const std::function<Status()>& fn, bool idempotent) {
   after_commit_.clear();
   Status result = run_with_retries(
       [&]() -> Status {
@@ -382,6 +423,9 @@ Status Database::init() {
   SLUICE_RETURN_IF_ERROR(s.with_context(fmt::format("opening {}", url_)));
   if (dialect_ == Dialect::kSqlite) {
     SLUICE_ASSIGN_OR_RETURN(wake_, WakeTable::open(target_ + "-wake"));
+    if (kGroupCommit.get()) {
+      group_ = std::make_unique<GroupCommit>(static_cast<size_t>(kGroupMin.get()));
+    }
   }
   return {};
 }

@@ -10,11 +10,13 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <thread>
 
 #include "dbos/connection.h"
+#include "dbos/group_commit.h"
 #include "sluice/common/knobs.h"
 #include "sluice/dbos/database.h"
 #include "sluice/dbos/ipc.h"
@@ -574,6 +576,24 @@ TEST_P(DbosTest, AMulticastNamingAReceiverTwiceSendsItTwoMessagesInOrder) {
   EXPECT_EQ(*ipc.last_sent(1, 3), 1);
 }
 
+TEST_P(DbosTest, ATakeRolledBackWithItsTransactionIsSeenByTheNextRecv) {
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+  ASSERT_TRUE(ipc.send(1, 1, "kept").is_ok());
+  Status s = session_->transact([&]() -> Status {
+    auto r = ipc.try_recv(1, 5);
+    EXPECT_TRUE(r.is_ok());
+    EXPECT_EQ(r->size(), 1u);
+    return internal_error("the caller gives up");
+  });
+  EXPECT_FALSE(s.is_ok());
+  // No send comes to wake it: the receiver must look at its table, not wait for a wake-up.
+  auto r = ipc.recv(1, 5, std::chrono::milliseconds(200));
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].data, "kept");
+}
+
 TEST_P(DbosTest, BlockingRecvWakesOnSendFromAnotherThread) {
   Ipc ipc(*session_);
   ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
@@ -765,6 +785,154 @@ TEST_P(DbosTest, KilledSendersAndReceiversLoseAndDuplicateNothing) {
     ASSERT_EQ(value_to_int(r->rows[i][0]), static_cast<int64_t>(i + 1)) << "at " << i;
   }
   EXPECT_EQ(scalar("SELECT count(*) FROM Message"), 0);
+}
+
+// --- group commit (SQLite, threads of one process) ---
+
+TEST_P(DbosTest, TransactionsStartedTogetherCommitTogetherAndFailAlone) {
+  if (db_->group_commit() == nullptr) {
+    GTEST_SKIP() << "group commit is SQLite's, within one process";
+  }
+  // Every transaction takes the group path (by default one or two at a time go alone).
+  ASSERT_TRUE(KnobRegistry::global().set("dbos.sqlite.group_commit_min", "1").is_ok());
+  auto opened = Database::open(url_);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  std::shared_ptr<Database> db = *opened;
+  GroupCommit* g = db->group_commit();
+  auto new_session = [&]() -> std::unique_ptr<Session> {
+    auto s = db->connect();
+    EXPECT_TRUE(s.is_ok()) << s.status().to_string();
+    return std::move(*s);
+  };
+  ASSERT_TRUE(session_->execute_script("CREATE TABLE t (k INTEGER PRIMARY KEY, who TEXT)").is_ok());
+  std::atomic<bool> release{false};
+  std::thread holder([&] {
+    auto s = new_session();
+    Status st = s->transact([&]() -> Status {
+      SLUICE_RETURN_IF_ERROR(s->query("INSERT INTO t VALUES (1, 'holder')").status());
+      while (!release) {
+        std::this_thread::yield();
+      }
+      return {};
+    });
+    EXPECT_TRUE(st.is_ok()) << st.to_string();
+  });
+  while (g->queued() < 1) {
+    std::this_thread::yield();
+  }
+  std::atomic<int> hooks_run{0};
+  std::vector<Status> results(4);
+  std::vector<std::thread> members;
+  for (int i = 0; i < 4; ++i) {
+    members.emplace_back([&, i] {
+      auto s = new_session();
+      results[static_cast<size_t>(i)] = s->transact([&]() -> Status {
+        SLUICE_RETURN_IF_ERROR(
+            s->query(fmt::format("INSERT INTO t VALUES ({}, 'member')", 10 + i)).status());
+        // A nested transaction is part of this one.
+        SLUICE_RETURN_IF_ERROR(s->transact([&] {
+          return s->query(fmt::format("INSERT INTO t VALUES ({}, 'nested')", 20 + i)).status();
+        }));
+        s->after_commit([&] { hooks_run.fetch_add(1); });
+        if (i == 2) {
+          return internal_error("member 2 gives up");
+        }
+        return {};
+      });
+    });
+  }
+  // The holder's group is in flight; release it once all four wait behind it, so they form the
+  // next group together.
+  while (g->queued() < 5) {
+    std::this_thread::yield();
+  }
+  release = true;
+  holder.join();
+  for (auto& m : members) {
+    m.join();
+  }
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(results[static_cast<size_t>(i)].is_ok(), i != 2) << "member " << i;
+  }
+  EXPECT_EQ(results[2].message(), "member 2 gives up");
+  EXPECT_EQ(hooks_run.load(), 3);  // the failed member's hook is dropped
+  EXPECT_EQ(scalar("SELECT count(*) FROM t"), 1 + 3 * 2);
+  EXPECT_EQ(scalar("SELECT count(*) FROM t WHERE k IN (12, 22)"), 0);
+  EXPECT_GE(g->groups(), 1);
+  EXPECT_EQ(g->grouped_transactions(), 4);
+}
+
+TEST_P(DbosTest, AGroupedTransactionThatWritesThroughAnotherSessionFailsInsteadOfHanging) {
+  if (db_->group_commit() == nullptr) {
+    GTEST_SKIP() << "group commit is SQLite's, within one process";
+  }
+  ASSERT_TRUE(KnobRegistry::global().set("dbos.sqlite.group_commit_min", "1").is_ok());
+  ASSERT_TRUE(KnobRegistry::global().set("dbos.sqlite.busy_timeout_ms", "50").is_ok());
+  ASSERT_TRUE(KnobRegistry::global().set("dbos.txn_retries", "0").is_ok());
+  auto opened = Database::open(url_);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  std::shared_ptr<Database> db = *opened;
+  auto outer_session = db->connect();
+  auto other_session = db->connect();
+  ASSERT_TRUE(outer_session.is_ok() && other_session.is_ok());
+  std::unique_ptr<Session> outer = std::move(*outer_session);
+  std::unique_ptr<Session> other = std::move(*other_session);
+  ASSERT_TRUE(outer->execute_script("CREATE TABLE t (k INTEGER PRIMARY KEY)").is_ok());
+  Status inner;
+  Status st = outer->transact([&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(outer->query("INSERT INTO t VALUES (1)").status());
+    // SQLite's one write lock is this transaction's: the other session waits for it, as it
+    // would without grouping, and gives up; it must not queue behind its own group.
+    inner = other->transact([&] { return other->query("INSERT INTO t VALUES (2)").status(); });
+    return Status();
+  });
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  EXPECT_EQ(inner.code(), StatusCode::kUnavailable) << inner.to_string();
+  EXPECT_EQ(scalar("SELECT count(*) FROM t"), 1);
+}
+
+TEST_P(DbosTest, ManyThreadsOfIpcLoseAndDuplicateNothing) {
+  if (db_->group_commit() == nullptr) {
+    GTEST_SKIP() << "group commit is SQLite's, within one process";
+  }
+  // Eight senders to one receiver each send 200 numbered messages, one transaction each; the
+  // receiver takes them as they come. Each pair's messages arrive once and in order.
+  constexpr int kSenders = 8;
+  constexpr int kEach = 200;
+  Ipc setup(*session_);
+  for (int i = 0; i <= kSenders; ++i) {
+    ASSERT_TRUE(setup.create_endpoint(i).is_ok());
+  }
+  std::vector<std::thread> senders;
+  for (int i = 1; i <= kSenders; ++i) {
+    senders.emplace_back([&, i] {
+      auto s = new_session();
+      Ipc ipc(*s);
+      for (int n = 1; n <= kEach; ++n) {
+        auto r = ipc.send(i, 0, std::to_string(n));
+        EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+      }
+    });
+  }
+  std::map<int64_t, int> last;
+  int got = 0;
+  Ipc rx(*session_);
+  while (got < kSenders * kEach) {
+    auto r = rx.recv(0, 64, std::chrono::seconds(10));
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    for (const auto& m : *r) {
+      EXPECT_EQ(std::stoi(m.data), last[m.sender_id] + 1) << "sender " << m.sender_id;
+      last[m.sender_id] = std::stoi(m.data);
+      ++got;
+    }
+  }
+  for (auto& t : senders) {
+    t.join();
+  }
+  EXPECT_EQ(scalar("SELECT count(*) FROM Message"), 0);
+  for (int i = 1; i <= kSenders; ++i) {
+    EXPECT_EQ(last[i], kEach);
+  }
 }
 
 // --- bad input: backend specific ---

@@ -372,6 +372,11 @@ void Ipc::note_take(int64_t receiver, uint32_t seen, size_t got, int max) {
   if (session_->database().wake_table() == nullptr) {
     return;
   }
+  if (session_->in_transaction()) {
+    // The caller's transaction may still roll the take back and put the messages back.
+    empty_at_.erase(receiver);
+    return;
+  }
   if (got < static_cast<size_t>(max)) {
     empty_at_[receiver] = seen;  // the take left nothing behind
   } else {

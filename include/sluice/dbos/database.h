@@ -114,8 +114,11 @@ class Session {
 
  private:
   friend class Database;
+  friend class GroupCommit;
   Session(Database* db, std::unique_ptr<Connection> conn);
   Status run_with_retries(const std::function<Status()>& fn, bool idempotent);
+  // One transaction on this session's own connection, with retries.
+  Status transact_alone(const std::function<Status()>& fn, bool idempotent);
 
   Database* db_;
   std::unique_ptr<Connection> conn_;
@@ -123,8 +126,9 @@ class Session {
   std::vector<std::function<void()>> after_commit_;
 };
 
-class WakeTable;   // internal: futexes in a shared file, one per receiver slot
-class SqlLibrary;  // internal: the SQL files of the dialect
+class WakeTable;    // internal: futexes in a shared file, one per receiver slot
+class SqlLibrary;   // internal: the SQL files of the dialect
+class GroupCommit;  // internal: one commit for the concurrent SQLite transactions of a process
 
 class Database : public std::enable_shared_from_this<Database> {
  public:
@@ -147,6 +151,9 @@ class Database : public std::enable_shared_from_this<Database> {
 
   // SQLite only: futex-based wake-ups shared by every process that opens the same file.
   WakeTable* wake_table() { return wake_.get(); }
+  // SQLite with dbos.sqlite.group_commit on: the transactions of this Database's sessions that
+  // start together commit together. Null otherwise.
+  GroupCommit* group_commit() { return group_.get(); }
 
   const SqlLibrary& library() const { return *library_; }
 
@@ -160,6 +167,7 @@ class Database : public std::enable_shared_from_this<Database> {
   int schema_version_ = 0;
   std::vector<std::string> schedulers_;
   std::unique_ptr<WakeTable> wake_;
+  std::unique_ptr<GroupCommit> group_;
   std::unique_ptr<SqlLibrary> library_;
 };
 

@@ -1,0 +1,76 @@
+// Internal: group commit for the SQLite sessions of one process.
+//
+// SQLite lets one writer in at a time, and each write transaction pays a commit (WAL frames
+// written, locks taken and released) and, because another connection wrote last, a cold page
+// cache. When several threads of a process want to write at once, the first to arrive becomes the
+// leader: it opens one transaction on its own connection and runs every queued transaction
+// function in it, each inside a SAVEPOINT, then commits once. A function that fails is rolled
+// back to its savepoint alone and its caller gets its own error; the others commit.
+//
+// A queued function runs on the leader's thread, with its own Session pointing at the leader's
+// connection for the duration (the connections are swapped, and swapped back before the waiter
+// is released), so statements, nested transact() calls and after_commit() hooks behave as they
+// do in a transaction of its own; the hooks run on the caller's thread once the group commits.
+// The caller is blocked meanwhile, so nothing else touches its Session (one Session per thread).
+//
+// A lone transaction runs exactly as without group commit (no savepoint). Transactions across
+// processes still serialize on SQLite's lock: grouping only spans the threads of one Database.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "sluice/common/result.h"
+
+namespace sluice::dbos {
+
+class Session;
+
+class GroupCommit {
+ public:
+  // Transactions group while at least `min_group` are under way at once; fewer each take
+  // SQLite's lock on their own.
+  explicit GroupCommit(size_t min_group) : min_group_(min_group < 1 ? 1 : min_group) {}
+
+  // Runs `fn` as one transaction of `session` (whose transaction depth is 0), grouped with the
+  // transactions other threads start meanwhile. `conflict` tells the caller that the failure
+  // was a conflict (the database busy, or the group taken down by another member's error), so
+  // the transaction may be tried again.
+  Status run(Session& session, const std::function<Status()>& fn, bool idempotent, bool* conflict);
+
+  // Transactions that committed in a group of more than one, and the groups; transactions
+  // waiting or running now (for tests).
+  int64_t grouped_transactions() const;
+  int64_t groups() const;
+  size_t queued() const;
+
+ private:
+  struct Waiter {
+    Session* session;
+    const std::function<Status()>* fn;
+    bool idempotent;
+    Status result;
+    bool conflict = false;  // failed for a conflict: the caller tries again
+    // Set under mu_; read without it while the waiter spins before it sleeps.
+    std::atomic<bool> done{false};
+    std::atomic<bool> leads{false};  // at the front of the queue: runs the next group
+    std::condition_variable cv;
+  };
+
+  // The leader's work: one transaction on `leader`'s connection for every waiter of `batch`.
+  void run_group(Session& leader, const std::vector<Waiter*>& batch);
+
+  const size_t min_group_;
+  std::atomic<size_t> active_{0};  // transactions in run() now
+  mutable std::mutex mu_;
+  std::deque<Waiter*> queue_;  // front: the leader of the group in flight
+  int64_t grouped_ = 0;
+  int64_t groups_ = 0;
+};
+
+}  // namespace sluice::dbos

@@ -44,7 +44,8 @@ def main():
     for run, path in enumerate(a.json):
         with open(path) as f:
             d = json.load(f)
-        be = engine(d["backend"])
+        # Runs with another number of clients are another column.
+        be = f"{engine(d['backend'])}, {d.get('threads', '?')} clients"
         threads.add(d.get("threads"))
         for p in d["points"]:
             # ext4 runs beside each backend: its figures are kept under that backend's run.
@@ -72,7 +73,7 @@ def main():
     print(f"\nclient threads: {sorted(t for t in threads if t is not None)}")
 
     backends = sorted({k[0] for k in ops})
-    fig, axes = plt.subplots(1, len(BENCHES), figsize=(4.2 * len(BENCHES), 4.2))
+    fig, axes = plt.subplots(1, len(BENCHES), figsize=(4.6 * len(BENCHES), 4.4))
     for ax, bench in zip(axes, BENCHES):
         systems = sorted({k[2] for k in ops if k[1] == bench})
         width = 0.8 / max(1, len(systems))
@@ -90,7 +91,7 @@ def main():
             ax.bar(xs, ys, width, yerr=[lo, hi], label=system, capsize=2,
                    color=COLORS.get(system))
         ax.set_xticks([bi + 0.4 - width / 2 for bi in range(len(backends))])
-        ax.set_xticklabels(backends)
+        ax.set_xticklabels([b.replace(", ", "\n") for b in backends], fontsize=8)
         ax.set_yscale("log")
         ax.set_title(TITLES[bench], fontsize=10)
         ax.legend(fontsize=7)

@@ -42,7 +42,9 @@ Status GroupCommit::run(Session& session, const std::function<Status()>& fn, boo
     w.leads.store(true, std::memory_order_relaxed);
   } else {
     // A group is in flight, and groups take tens of microseconds: yield a while before
-    // sleeping, as SQLite's own lock waiters here do, since a sleep and wake-up costs as much.
+    // sleeping, as SQLite's own lock waiters here do, since a sleep and wake-up cost as much.
+    // Every waiter does, not only the next leader: one awake when its group finishes is released
+    // without a futex wake-up, which for a group of 40 would be 39 system calls of the leader's.
     lock.unlock();
     for (int spin = 0; spin < kSpins && !w.done.load(std::memory_order_acquire) &&
                        !w.leads.load(std::memory_order_acquire);

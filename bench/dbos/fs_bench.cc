@@ -104,24 +104,18 @@ struct Point {
 
 // --- meta: create + delete ---
 
-Point meta_dbos(const Config& c, const std::shared_ptr<Database>& db, FileLayout layout) {
-  // Handles opened (and the tables installed) before the clock starts.
-  std::vector<std::unique_ptr<FileSystem>> handles;
-  for (int t = 0; t < c.threads; ++t) {
-    handles.push_back(open_fs(db, layout));
-    (void)handles.back()->mkdir(fmt::format("/meta{}", t));
-  }
+// Runs `create_delete(t, name)` in a loop on each of --threads threads for --seconds: one
+// create and one delete of a name of the thread's own, two operations a turn.
+Point churn(const Config& c, std::string system,
+            const std::function<void(int, const std::string&)>& create_delete) {
   std::atomic<int64_t> ops{0};
   std::vector<std::thread> threads;
   const auto t0 = Clock::now();
   for (int t = 0; t < c.threads; ++t) {
     threads.emplace_back([&, t] {
-      FileSystem& fs = *handles[static_cast<size_t>(t)];
       int64_t n = 0;
       while (since(t0) < c.seconds) {
-        const std::string p = fmt::format("/meta{}/f{}", t, n);
-        check(fs.create(p), "create");
-        check(fs.unlink(p), "unlink");
+        create_delete(t, fmt::format("meta{}/f{}", t, n));
         n += 2;
       }
       ops += n;
@@ -130,10 +124,23 @@ Point meta_dbos(const Config& c, const std::shared_ptr<Database>& db, FileLayout
   for (auto& th : threads) {
     th.join();
   }
-  const double secs = since(t0);
-  const double rate = static_cast<double>(ops.load()) / secs;
-  return {"meta", fmt::format("dbos-{}", file_layout_name(layout)), rate, 1e6 * c.threads / rate,
-          0};
+  const double rate = static_cast<double>(ops.load()) / since(t0);
+  return {"meta", std::move(system), rate, 1e6 * c.threads / rate, 0};
+}
+
+Point meta_dbos(const Config& c, const std::shared_ptr<Database>& db, FileLayout layout) {
+  // Handles opened (and the tables installed) before the clock starts.
+  std::vector<std::unique_ptr<FileSystem>> handles;
+  for (int t = 0; t < c.threads; ++t) {
+    handles.push_back(open_fs(db, layout));
+    (void)handles.back()->mkdir(fmt::format("/meta{}", t));
+  }
+  return churn(c, fmt::format("dbos-{}", file_layout_name(layout)),
+               [&](int t, const std::string& name) {
+                 FileSystem& fs = *handles[static_cast<size_t>(t)];
+                 check(fs.create("/" + name), "create");
+                 check(fs.unlink("/" + name), "unlink");
+               });
 }
 
 // The engine's floor for the same churn: one row inserted, then deleted, one transaction each,
@@ -151,64 +158,31 @@ Point meta_floor(const Config& c, const std::shared_ptr<Database>& db) {
   check(sessions[0]->execute_script(
             "CREATE TABLE IF NOT EXISTS bench_floor (path TEXT PRIMARY KEY, mode INTEGER)"),
         "create the floor table");
-  std::atomic<int64_t> ops{0};
-  std::vector<std::thread> threads;
-  const auto t0 = Clock::now();
-  for (int t = 0; t < c.threads; ++t) {
-    threads.emplace_back([&, t] {
-      sluice::dbos::Session& s = *sessions[static_cast<size_t>(t)];
-      int64_t n = 0;
-      while (since(t0) < c.seconds) {
-        const std::vector<sluice::dbos::Value> path = {fmt::format("/meta{}/f{}", t, n)};
-        check(s.transact([&] {
-          return s.query("INSERT INTO bench_floor (path, mode) VALUES ($1, 420)", path).status();
-        }),
-              "floor insert");
-        check(s.transact([&] {
-          return s.query("DELETE FROM bench_floor WHERE path = $1", path).status();
-        }),
-              "floor delete");
-        n += 2;
-      }
-      ops += n;
-    });
-  }
-  for (auto& th : threads) {
-    th.join();
-  }
-  const double secs = since(t0);
-  const double rate = static_cast<double>(ops.load()) / secs;
-  return {"meta", "engine-floor", rate, 1e6 * c.threads / rate, 0};
+  return churn(c, "engine-floor", [&](int t, const std::string& name) {
+    sluice::dbos::Session& s = *sessions[static_cast<size_t>(t)];
+    const std::vector<sluice::dbos::Value> path = {"/" + name};
+    check(s.transact([&] {
+      return s.query("INSERT INTO bench_floor (path, mode) VALUES ($1, 420)", path).status();
+    }),
+          "floor insert");
+    check(s.transact(
+              [&] { return s.query("DELETE FROM bench_floor WHERE path = $1", path).status(); }),
+          "floor delete");
+  });
 }
 
 Point meta_ext4(const Config& c) {
   for (int t = 0; t < c.threads; ++t) {
     stdfs::create_directories(fmt::format("{}/meta{}", c.ext4_dir, t));
   }
-  std::atomic<int64_t> ops{0};
-  std::vector<std::thread> threads;
-  const auto t0 = Clock::now();
-  for (int t = 0; t < c.threads; ++t) {
-    threads.emplace_back([&, t] {
-      int64_t n = 0;
-      while (since(t0) < c.seconds) {
-        const std::string p = fmt::format("{}/meta{}/f{}", c.ext4_dir, t, n);
-        const int fd = ::open(p.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
-        if (fd < 0 || ::close(fd) != 0 || ::unlink(p.c_str()) != 0) {
-          std::perror("ext4 create/unlink");
-          std::exit(1);
-        }
-        n += 2;
-      }
-      ops += n;
-    });
-  }
-  for (auto& th : threads) {
-    th.join();
-  }
-  const double secs = since(t0);
-  const double rate = static_cast<double>(ops.load()) / secs;
-  return {"meta", "ext4", rate, 1e6 * c.threads / rate, 0};
+  return churn(c, "ext4", [&](int, const std::string& name) {
+    const std::string p = c.ext4_dir + "/" + name;
+    const int fd = ::open(p.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+    if (fd < 0 || ::close(fd) != 0 || ::unlink(p.c_str()) != 0) {
+      std::perror("ext4 create/unlink");
+      std::exit(1);
+    }
+  });
 }
 
 // --- rw: 20 random 2 KiB blocks of one file, or of 20 files ---

@@ -88,18 +88,26 @@ RETURNS TABLE (out_last_sent bigint) LANGUAGE sql AS $$
                    WHERE c.sender_id = $1 AND c.receiver_id = $2), 0);
 $$;
 
+-- Why a message from sender_id to receiver_id cannot be sent ('unknown receiver', 'unknown
+-- sender'), or NULL when both endpoints exist.
+CREATE OR REPLACE FUNCTION dbos_endpoint_problem(sender_id bigint, receiver_id bigint)
+RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = $2)
+              THEN 'unknown receiver'
+              WHEN NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = $1)
+              THEN 'unknown sender' END;
+$$;
+
 -- One message; a message id not above the pair's highest is a duplicate and is dropped. The
 -- receiver's channel is notified at commit.
 CREATE OR REPLACE FUNCTION dbos_send(sender_id bigint, receiver_id bigint, message_id bigint,
     data bytea, now_us bigint DEFAULT 0)
 RETURNS TABLE (out_outcome text) LANGUAGE plpgsql AS $$
+DECLARE
+  problem text := dbos_endpoint_problem(dbos_send.sender_id, dbos_send.receiver_id);
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = dbos_send.receiver_id) THEN
-    RETURN QUERY SELECT 'unknown receiver';
-    RETURN;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = dbos_send.sender_id) THEN
-    RETURN QUERY SELECT 'unknown sender';
+  IF problem IS NOT NULL THEN
+    RETURN QUERY SELECT problem;
     RETURN;
   END IF;
   INSERT INTO channel AS c (sender_id, receiver_id, last_sent_id)
@@ -127,13 +135,10 @@ RETURNS TABLE (out_outcome text) LANGUAGE plpgsql AS $$
 DECLARE
   n bigint := jsonb_array_length(pieces);
   p record;
+  problem text := dbos_endpoint_problem(dbos_send_batch.sender_id, dbos_send_batch.receiver_id);
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = dbos_send_batch.receiver_id) THEN
-    RETURN QUERY SELECT 'unknown receiver';
-    RETURN;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = dbos_send_batch.sender_id) THEN
-    RETURN QUERY SELECT 'unknown sender';
+  IF problem IS NOT NULL THEN
+    RETURN QUERY SELECT problem;
     RETURN;
   END IF;
   INSERT INTO channel AS c (sender_id, receiver_id, last_sent_id)

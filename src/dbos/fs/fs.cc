@@ -903,7 +903,18 @@ Status FileSystem::set_times(std::string_view path, int64_t atime_us, int64_t mt
 }
 
 Status FileSystem::batch(const std::function<Status()>& fn) {
-  return session_->transact(fn);
+  if (session_->dialect() != Dialect::kPostgres || session_->in_transaction()) {
+    return session_->transact(fn);
+  }
+  // PostgreSQL locks a batch's rows in the order the batch touches them: batches over the same
+  // files in other orders deadlock, and under many clients again on every retry. Every batch
+  // holds one advisory lock shared; a retry takes it exclusively, so it runs with no other batch
+  // beside it (later batches queue behind it) and cannot deadlock with one again.
+  int tries = 0;
+  return session_->transact([&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(impl_->exec(tries++ == 0 ? "batch_shared" : "batch_exclusive", {}));
+    return fn();
+  });
 }
 
 Status FileSystem::set_quota(std::string_view user, int64_t bytes) {

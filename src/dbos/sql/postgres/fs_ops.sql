@@ -112,3 +112,12 @@ ON CONFLICT (f_id, block_no) DO UPDATE SET bytes = excluded.bytes
 
 -- name: parallel_delete_from
 DELETE FROM Parallel_file WHERE f_id = $1 AND block_no >= $2
+
+-- Batches lock rows in the order they touch them, so two can deadlock. Every batch holds this
+-- lock shared; one rolled back (a deadlock) takes it exclusively for its retry, which then runs
+-- with no other batch beside it and cannot deadlock with one again.
+-- name: batch_shared
+SELECT pg_advisory_xact_lock_shared(hashtext('sluice.dbos.fs.batch'))
+
+-- name: batch_exclusive
+SELECT pg_advisory_xact_lock(hashtext('sluice.dbos.fs.batch'))

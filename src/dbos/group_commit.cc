@@ -87,78 +87,107 @@ void GroupCommit::run_group(Session& leader, const std::vector<Waiter*>& batch) 
     return;
   }
   Connection& c = leader.connection();
+  // Every member that has not failed on its own gets `s`.
   auto fail_all = [&](const Status& s, bool conflict) {
     for (Waiter* w : batch) {
-      if (w->result.is_ok()) {
+      if (!w->failed) {
         w->result = s;
         w->conflict = conflict;
       }
       w->session->after_commit_.clear();
     }
   };
-  // Waits for the write lock (other processes) with the connection's busy handler, then once
-  // more with back-off; then every member is told to try again.
-  Status begun = leader.run_with_retries([&] { return c.begin(true); }, false);
-  if (!begun.is_ok()) {
-    fail_all(begun, c.last_error_kind() == ErrorKind::kConflict);
-    return;
-  }
-  for (size_t i = 0; i < batch.size(); ++i) {
-    Waiter* w = batch[i];
-    Session& s = *w->session;
+  // Runs a member's function with its session on the group's connection.
+  auto run_member = [&](Waiter& w) {
+    Session& s = *w.session;
     s.after_commit_.clear();
-    Status sp = statement(c, "SAVEPOINT sluice_group");
-    if (!sp.is_ok()) {
-      w->result = sp;
-      continue;
-    }
     if (&s != &leader) {
-      std::swap(s.conn_, leader.conn_);  // its statements run on the group's connection
+      std::swap(s.conn_, leader.conn_);
     }
     ++s.txn_depth_;
-    Status r = (*w->fn)();
+    Status r = (*w.fn)();
     --s.txn_depth_;
     if (&s != &leader) {
       std::swap(s.conn_, leader.conn_);
     }
-    if (r.is_ok()) {
-      r = statement(c, "RELEASE sluice_group");
-    }
-    if (r.is_ok()) {
-      continue;
-    }
-    w->result = r;
-    w->conflict = c.last_error_kind() == ErrorKind::kConflict;
-    s.after_commit_.clear();
-    Status undone = statement(c, "ROLLBACK TO sluice_group");
-    if (undone.is_ok()) {
-      undone = statement(c, "RELEASE sluice_group");
-    }
-    if (!undone.is_ok()) {
-      // The error ended the whole transaction (SQLite rolls back on I/O errors, a full disk
-      // and the like): nobody's work is in it any more; the rest try again.
-      (void)c.rollback();
-      for (size_t k = 0; k < batch.size(); ++k) {
-        if (k != i && (k > i || batch[k]->result.is_ok())) {
-          batch[k]->result = unavailable(
-              "a transaction grouped with this one failed and took the group down; try again");
-          batch[k]->conflict = true;
-          batch[k]->session->after_commit_.clear();
-        }
-      }
+    return r;
+  };
+  auto failed = [&](Waiter& w, Status r) {
+    w.result = std::move(r);
+    w.conflict = c.last_error_kind() == ErrorKind::kConflict;
+    w.failed = true;
+    w.session->after_commit_.clear();
+  };
+  // First without savepoints: members rarely fail, and a savepoint and its release are two
+  // statements more for each. When one fails, the whole transaction is rolled back, its error
+  // stands, and the others run again in a new one, each in a savepoint.
+  for (const bool savepoints : {false, true}) {
+    // Waits for the write lock (other processes) with the connection's busy handler, then
+    // with back-off; then every member is told to try again.
+    Status begun = leader.run_with_retries([&] { return c.begin(true); }, false);
+    if (!begun.is_ok()) {
+      fail_all(begun, c.last_error_kind() == ErrorKind::kConflict);
       return;
     }
-  }
-  Status committed = c.commit();
-  if (!committed.is_ok()) {
-    const bool conflict = c.last_error_kind() == ErrorKind::kConflict;
-    (void)c.rollback();
-    fail_all(committed, conflict);
+    bool again = false;
+    for (size_t i = 0; i < batch.size() && !again; ++i) {
+      Waiter& w = *batch[i];
+      if (w.failed) {
+        continue;
+      }
+      if (!savepoints) {
+        Status r = run_member(w);
+        if (!r.is_ok()) {
+          failed(w, std::move(r));
+          (void)c.rollback();
+          again = true;
+        }
+        continue;
+      }
+      Status r = statement(c, "SAVEPOINT sluice_group");
+      if (r.is_ok()) {
+        r = run_member(w);
+        if (r.is_ok()) {
+          r = statement(c, "RELEASE sluice_group");
+        }
+      }
+      if (r.is_ok()) {
+        continue;
+      }
+      failed(w, std::move(r));
+      Status undone = statement(c, "ROLLBACK TO sluice_group");
+      if (undone.is_ok()) {
+        undone = statement(c, "RELEASE sluice_group");
+      }
+      if (!undone.is_ok()) {
+        // The error ended the whole transaction (SQLite rolls back on I/O errors, a full disk
+        // and the like): nobody's work is in it any more; the rest try again.
+        (void)c.rollback();
+        fail_all(unavailable("a transaction grouped with this one failed and took the group "
+                             "down; try again"),
+                 true);
+        return;
+      }
+    }
+    if (again) {
+      continue;
+    }
+    Status committed = c.commit();
+    if (!committed.is_ok()) {
+      const bool conflict = c.last_error_kind() == ErrorKind::kConflict;
+      (void)c.rollback();
+      fail_all(committed, conflict);
+      return;
+    }
+    int64_t landed = 0;
+    for (Waiter* w : batch) {
+      landed += w->failed ? 0 : 1;
+    }
+    std::lock_guard lock(mu_);
+    ++groups_;
+    grouped_ += landed;
     return;
   }
-  std::lock_guard lock(mu_);
-  ++groups_;
-  grouped_ += static_cast<int64_t>(batch.size());
 }
 
 int64_t GroupCommit::grouped_transactions() const {

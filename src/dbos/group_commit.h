@@ -56,6 +56,7 @@ class GroupCommit {
     bool idempotent;
     Status result;
     bool conflict = false;  // failed for a conflict: the caller tries again
+    bool failed = false;    // its function failed: not run again, its own error stands
     // Set under mu_; read without it while the waiter spins before it sleeps.
     std::atomic<bool> done{false};
     std::atomic<bool> leads{false};  // at the front of the queue: runs the next group

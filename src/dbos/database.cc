@@ -34,8 +34,8 @@ const BoolKnob kGroupCommit({.name = "dbos.sqlite.group_commit",
                              .default_value = true,
                              .stage = KnobStage::kStart,
                              .help = "SQLite: transactions that threads of one process start "
-                                     "together run in one transaction of the first, each in a "
-                                     "savepoint, and commit once"});
+                                     "together run in one transaction of the first and "
+                                     "commit once; a failing one is undone alone"});
 const IntKnob kGroupMin({.name = "dbos.sqlite.group_commit_min",
                          .default_value = 3,
                          .min = 1,
@@ -51,6 +51,13 @@ const IntKnob kTxnRetries({.name = "dbos.txn_retries",
                            .stage = KnobStage::kRuntime,
                            .help = "times a transaction is retried after a conflict (SQLite "
                                    "busy, PostgreSQL serialization failure or deadlock)"});
+
+// Before retrying after a conflict: a little, randomised, growing, so contending writers
+// spread out.
+void back_off(int64_t attempt, std::minstd_rand& rng) {
+  const int64_t cap = std::min<int64_t>(1000 << std::min<int64_t>(attempt, 6), 50'000);
+  std::this_thread::sleep_for(std::chrono::microseconds(rng() % static_cast<unsigned>(cap)));
+}
 
 }  // namespace
 
@@ -140,9 +147,7 @@ Status Session::run_with_retries(const std::function<Status()>& fn, bool idempot
       break;
     }
     if (kind == ErrorKind::kConflict) {
-      // Back off a little, randomised, growing: contending writers spread out.
-      const int64_t cap = std::min<int64_t>(1000 << std::min<int64_t>(attempt, 6), 50'000);
-      std::this_thread::sleep_for(std::chrono::microseconds(rng() % static_cast<unsigned>(cap)));
+      back_off(attempt, rng);
       continue;
     }
     if (kind == ErrorKind::kConnectionLost) {
@@ -194,8 +199,7 @@ Status Session::transact(const std::function<Status()>& fn, bool idempotent) {
       return s;
     }
     after_commit_.clear();
-    const int64_t cap = std::min<int64_t>(1000 << std::min<int64_t>(attempt, 6), 50'000);
-    std::this_thread::sleep_for(std::chrono::microseconds(rng() % static_cast<unsigned>(cap)));
+    back_off(attempt, rng);
   }
 }
 

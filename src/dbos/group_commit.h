@@ -4,8 +4,9 @@
 // written, locks taken and released) and, because another connection wrote last, a cold page
 // cache. When several threads of a process want to write at once, the first to arrive becomes the
 // leader: it opens one transaction on its own connection and runs every queued transaction
-// function in it, each inside a SAVEPOINT, then commits once. A function that fails is rolled
-// back to its savepoint alone and its caller gets its own error; the others commit.
+// function in it, then commits once. A function that fails gets its own error and the others
+// commit: the group runs first without savepoints (two statements more for each member), and
+// when a function fails the leader rolls back and runs the others again, each in a SAVEPOINT.
 //
 // A queued function runs on the leader's thread, with its own Session pointing at the leader's
 // connection for the duration (the connections are swapped, and swapped back before the waiter
@@ -13,8 +14,9 @@
 // do in a transaction of its own; the hooks run on the caller's thread once the group commits.
 // The caller is blocked meanwhile, so nothing else touches its Session (one Session per thread).
 //
-// A lone transaction runs exactly as without group commit (no savepoint). Transactions across
-// processes still serialize on SQLite's lock: grouping only spans the threads of one Database.
+// Fewer than min_group transactions under way at once run exactly as without group commit, each
+// taking SQLite's lock itself. Transactions across processes still serialize on SQLite's lock:
+// grouping only spans the threads of one Database.
 #pragma once
 
 #include <atomic>

@@ -101,16 +101,8 @@ Status Ipc::send_one(int64_t sender, int64_t receiver, std::string_view data,
                   {"message_id", id},
                   {"data", Blob{std::string(data)}},
                   {"now_us", now_us()}};
-    Result<QueryResult> r = session_->call("send", args, false);
-    if (!r.is_ok() && !session_->in_transaction() &&
-        r.status().code() == StatusCode::kUnavailable &&
-        r.status().message().find("outcome is unknown") != std::string::npos) {
-      // The connection was re-opened: repeating the same id is safe (duplicates are dropped).
-      *retry_seen = true;
-      r = session_->call("send", args, true);
-    }
-    SLUICE_RETURN_IF_ERROR(r.status());
-    const std::string result = r->rows.empty() ? "" : value_to_text(r->rows[0][0]);
+    SLUICE_ASSIGN_OR_RETURN(QueryResult r, call_repeating_if_unknown("send", args, retry_seen));
+    const std::string result = r.rows.empty() ? "" : value_to_text(r.rows[0][0]);
     if (result == "sent") {
       *outcome = SendOutcome::kSent;
       if (auto_id || next_id_.count({sender, receiver}) != 0) {
@@ -118,18 +110,8 @@ Status Ipc::send_one(int64_t sender, int64_t receiver, std::string_view data,
       }
       return {};
     }
-    if (result == "unknown receiver") {
-      known_receivers_.erase(receiver);
-      return not_found(fmt::format("no IPC endpoint {}: create it first (`sluice ipc endpoint {}`)",
-                                   receiver, receiver));
-    }
-    if (result == "unknown sender") {
-      return not_found(
-          fmt::format("no IPC endpoint {} (the sender): create it first (`sluice ipc endpoint {}`)",
-                      sender, sender));
-    }
     if (result != "duplicate") {
-      return internal_error(fmt::format("the send procedure answered '{}'", result));
+      return refused(result, sender, receiver);
     }
     if (*retry_seen) {
       // Our own earlier try committed before the connection dropped.
@@ -168,22 +150,30 @@ Status Ipc::check_size(int64_t sender, int64_t receiver, size_t bytes) const {
   return {};
 }
 
-// Runs a batch procedure (send_batch, multicast) once; a call whose connection dropped with an
-// unknown outcome is repeated with the same ids, and then a duplicate is our own earlier try.
-Result<std::string> Ipc::call_batch(std::string_view procedure, std::span<const Arg> args,
-                                    int64_t* receiver) {
+// Calls a sending procedure. When the connection was lost and re-opened with the outcome
+// unknown (outside a transaction), calls it once more with the same ids, which is safe: a
+// duplicate is dropped, and `retry_seen` tells the caller that a duplicate is its own first try.
+Result<QueryResult> Ipc::call_repeating_if_unknown(std::string_view procedure,
+                                                   std::span<const Arg> args, bool* retry_seen) {
   Result<QueryResult> r = session_->call(procedure, args, false);
-  bool retry_seen = false;
   if (!r.is_ok() && !session_->in_transaction() && r.status().code() == StatusCode::kUnavailable &&
       r.status().message().find("outcome is unknown") != std::string::npos) {
-    retry_seen = true;
+    *retry_seen = true;
     r = session_->call(procedure, args, true);
   }
-  SLUICE_RETURN_IF_ERROR(r.status());
-  if (r->rows.empty()) {
+  return r;
+}
+
+// Runs a batch procedure (send_batch, multicast): its outcome, and in `receiver` the receiver
+// it names, if any.
+Result<std::string> Ipc::call_batch(std::string_view procedure, std::span<const Arg> args,
+                                    int64_t* receiver) {
+  bool retry_seen = false;
+  SLUICE_ASSIGN_OR_RETURN(QueryResult r, call_repeating_if_unknown(procedure, args, &retry_seen));
+  if (r.rows.empty()) {
     return internal_error(fmt::format("the {} procedure answered nothing", procedure));
   }
-  const Row& row = r->rows[0];
+  const Row& row = r.rows[0];
   std::string outcome = value_to_text(row[0]);
   if (row.size() > 1) {
     *receiver = value_to_int(row[1]).value_or(*receiver);
@@ -194,7 +184,7 @@ Result<std::string> Ipc::call_batch(std::string_view procedure, std::span<const 
   return outcome;
 }
 
-Status Ipc::batch_refused(std::string_view outcome, int64_t sender, int64_t receiver) {
+Status Ipc::refused(std::string_view outcome, int64_t sender, int64_t receiver) {
   if (outcome == "unknown receiver") {
     known_receivers_.erase(receiver);
     return not_found(fmt::format("no IPC endpoint {}: create it first (`sluice ipc endpoint {}`)",
@@ -251,7 +241,7 @@ Status Ipc::multicast(int64_t sender, std::span<const int64_t> receivers, std::s
       return {};
     }
     if (outcome != "duplicate") {
-      return batch_refused(outcome, sender, named);
+      return refused(outcome, sender, named);
     }
     // Another handle sent on this pair: take the numbering from the table again.
     next_id_.erase({sender, named});
@@ -288,7 +278,7 @@ Status Ipc::send_batch(int64_t sender, int64_t receiver, std::span<const std::st
       return {};
     }
     if (outcome != "duplicate") {
-      return batch_refused(outcome, sender, receiver);
+      return refused(outcome, sender, receiver);
     }
     next_id_.erase({sender, receiver});
   }

@@ -79,9 +79,12 @@ class Ipc {
   Status send_one(int64_t sender, int64_t receiver, std::string_view data,
                   std::optional<int64_t> message_id, SendOutcome* outcome, bool* retry_seen);
   Status check_size(int64_t sender, int64_t receiver, size_t bytes) const;
+  Result<QueryResult> call_repeating_if_unknown(std::string_view procedure,
+                                                std::span<const Arg> args, bool* retry_seen);
   Result<std::string> call_batch(std::string_view procedure, std::span<const Arg> args,
                                  int64_t* receiver);
-  Status batch_refused(std::string_view outcome, int64_t sender, int64_t receiver);
+  // The error for a procedure's answer other than sent or duplicate (an unknown endpoint).
+  Status refused(std::string_view outcome, int64_t sender, int64_t receiver);
   static Status numbering_conflict(int64_t sender, int64_t receiver);
   Result<std::vector<Message>> take(int64_t receiver, int max);
   Result<bool> has_mail(int64_t receiver);

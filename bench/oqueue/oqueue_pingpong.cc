@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "oqueue/bench_main.h"
+#include "sluice/common/knobs.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"OQueue RPC ping-pong and observer-scaling benchmarks"};
@@ -16,6 +17,13 @@ int main(int argc, char** argv) {
   settings.scenarios = "pingpong,strong,weak";
   sluice::oq::bench::add_bench_options(app, settings);
   CLI11_PARSE(app, argc, argv);
+  // Knobs such as SLUICE_OQUEUE_SPIN_BEFORE_SLEEP shape the waiting being measured.
+  if (sluice::Status st = sluice::KnobRegistry::global().load_environment(
+          sluice::KnobRegistry::current_environment());
+      !st.is_ok()) {
+    std::fprintf(stderr, "oqueue_pingpong: %s\n", st.to_string().c_str());
+    return 2;
+  }
   const std::string error = sluice::oq::bench::run_bench(settings, stdout, argv[0]);
   if (!error.empty()) {
     std::fprintf(stderr, "oqueue_pingpong: %s\n", error.c_str());

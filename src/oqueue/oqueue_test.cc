@@ -390,6 +390,7 @@ TEST(OQueueTest, ABlockedTakeIsWokenByALaterPut) {
 TEST(OQueueTest, NoLostWakeUpAcrossManyBlockingHandOffs) {
   // Sleep at once, so every hand-off goes through the futex path.
   ASSERT_TRUE(KnobRegistry::global().set("oqueue.spin_before_sleep", "0").is_ok());
+  ASSERT_TRUE(KnobRegistry::global().set("oqueue.yield_before_sleep_us", "0").is_ok());
   OQueue<int> ping("ping", 2);
   OQueue<int> pong("pong", 2);
   constexpr int kRounds = 5000;
@@ -412,6 +413,87 @@ TEST(OQueueTest, NoLostWakeUpAcrossManyBlockingHandOffs) {
   echo.join();
   EXPECT_EQ(value, kRounds);
   KnobRegistry::global().reset_for_testing();
+}
+
+TEST(OQueueTest, SpinBudgetShrinksWhileSpinsRunOutAndRecovers) {
+  ASSERT_TRUE(KnobRegistry::global().set("oqueue.spin_before_sleep", "1000").is_ok());
+  uint32_t word = UINT32_MAX;
+  {
+    detail::SpinBudget budget(word);
+    EXPECT_EQ(budget.limit(), 1000u);  // starts at the knob
+  }
+  for (int i = 0; i < 20; ++i)
+    detail::SpinBudget(word).ran_out();
+  EXPECT_EQ(word, detail::SpinBudget::kMinSpins);  // halved down to the floor, not below
+  uint32_t previous = word;
+  for (int i = 0; i < 200; ++i) {
+    detail::SpinBudget(word).spun_enough();
+    EXPECT_GT(word, std::min(previous, 999u));  // grows on every wait the spin ended
+    previous = word;
+    if (word == 1000)
+      break;
+  }
+  EXPECT_EQ(word, 1000u);
+  detail::SpinBudget(word).spun_enough();
+  EXPECT_EQ(word, 1000u);  // never above the knob
+  // One spin in five running out holds the budget near the knob's order; one in two sinks it.
+  for (int i = 0; i < 500; ++i) {
+    detail::SpinBudget b(word);
+    if (i % 2 == 0)
+      b.ran_out();
+    else
+      b.spun_enough();
+  }
+  EXPECT_LT(word, 64u);
+  // Lowering the knob caps a budget already above it.
+  ASSERT_TRUE(KnobRegistry::global().set("oqueue.spin_before_sleep", "8").is_ok());
+  word = 500;
+  EXPECT_EQ(detail::SpinBudget(word).limit(), 8u);
+  detail::SpinBudget(word).ran_out();
+  EXPECT_EQ(word, 8u);  // the floor never exceeds the knob
+  KnobRegistry::global().reset_for_testing();
+}
+
+TEST(OQueueTest, BlockingHandOffsWithMoreThreadsThanCpusStayExactlyOnce) {
+  // Strong observers, a consumer and the producer all kBlock, more threads than this machine
+  // has CPUs, and a ring of 2: every put waits for every observer. The yield phase and the
+  // shrinking spin budget are what keep this fast; here we check they lose nothing.
+  OQueue<uint64_t> q("block.crowd", 2);
+  constexpr uint64_t kMessages = 20000;
+  const size_t observers = std::max<size_t>(2, std::thread::hardware_concurrency());
+  std::vector<std::thread> threads;
+  std::vector<uint64_t> sums(observers, 0);
+  std::atomic<size_t> ready{0};
+  for (size_t k = 0; k < observers; ++k) {
+    threads.emplace_back([&, k] {
+      auto o = q.attach_strong_observer(WaitPolicy::kBlock);
+      ready.fetch_add(1);
+      uint64_t expect = 0;
+      for (uint64_t i = 0; i < kMessages; ++i) {
+        const uint64_t v = o.strong_observe();
+        EXPECT_EQ(v, expect++);
+        sums[k] += v;
+      }
+    });
+  }
+  uint64_t taken_sum = 0;
+  threads.emplace_back([&] {
+    auto c = q.attach_consumer(WaitPolicy::kBlock);
+    ready.fetch_add(1);
+    for (uint64_t i = 0; i < kMessages; ++i)
+      taken_sum += c.take();
+  });
+  while (ready.load() < observers + 1)
+    std::this_thread::yield();
+  auto p = q.attach_producer(WaitPolicy::kBlock);
+  for (uint64_t i = 0; i < kMessages; ++i)
+    p.put(i);
+  for (std::thread& t : threads)
+    t.join();
+  const uint64_t want = kMessages * (kMessages - 1) / 2;
+  EXPECT_EQ(taken_sum, want);
+  for (uint64_t s : sums)
+    EXPECT_EQ(s, want);
 }
 
 TEST(OQueueTest, BlockedProducerIsWokenWhenTheGateMoves) {
@@ -748,6 +830,7 @@ TEST_P(SingleModeTest, BlockedSidesAreWokenAcrossManyHandOffs) {
   // Ping-pong through two queues with kBlock handles and no spinning: every hand-off sleeps,
   // so a lost wake-up hangs the test.
   ASSERT_TRUE(KnobRegistry::global().set("oqueue.spin_before_sleep", "0").is_ok());
+  ASSERT_TRUE(KnobRegistry::global().set("oqueue.yield_before_sleep_us", "0").is_ok());
   OQueue<int> there("single.there", 2, options());
   OQueue<int> back("single.back", 2, options());
   constexpr int kRounds = 2000;
@@ -780,7 +863,7 @@ TEST_P(SingleModeTest, BlockedSidesAreWokenAcrossManyHandOffs) {
   for (int i = 0; i < 200; ++i)
     out.put(i);
   slow.join();
-  ASSERT_TRUE(KnobRegistry::global().set("oqueue.spin_before_sleep", "2000").is_ok());
+  KnobRegistry::global().reset_for_testing();
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, SingleModeTest,

@@ -22,7 +22,18 @@ const IntKnob kSpinBeforeSleep(
      .min = 0,
      .max = 10'000'000,
      .stage = KnobStage::kRuntime,
-     .help = "pause iterations a kBlock queue waiter spins before it sleeps in the kernel",
+     .help = "most pause iterations a kBlock queue waiter spins before it yields and sleeps "
+             "(each handle adapts below it when spins keep running out)",
+     .build_flag = {}});
+
+const IntKnob kYieldBeforeSleepUs(
+    {.name = "oqueue.yield_before_sleep_us",
+     .default_value = 50,
+     .min = 0,
+     .max = 1'000'000,
+     .stage = KnobStage::kRuntime,
+     .help = "microseconds a kBlock queue waiter whose spin ran out calls sched_yield() before "
+             "it sleeps in the kernel (hands the CPU to a thread it may be waiting for)",
      .build_flag = {}});
 
 const IntKnob kDefaultCapacity(
@@ -102,6 +113,10 @@ void heavy_barrier() noexcept {
 
 int64_t spin_before_sleep() noexcept {
   return kSpinBeforeSleep.get();
+}
+
+std::chrono::nanoseconds yield_before_sleep() noexcept {
+  return std::chrono::microseconds(kYieldBeforeSleepUs.get());
 }
 
 size_t default_capacity() noexcept {

@@ -104,31 +104,39 @@ inline constexpr size_t kMaxHistory = size_t{1} << 24;
 //   head_     claimed tickets. Producers: fetch_add (put) or CAS (try_put, put_until), seq_cst;
 //             a single producer: a plain store (see "Single-owner cursors").
 //   slot.seq  t + 1 once ticket t is written (release store by its producer; 0 initially).
-//   tail_     next ticket for the consumer group; advanced only by a consumer's seq_cst CAS after
-//             it copied the slot (a failed CAS discards the copy); a single consumer: a plain
-//             store after the copy.
+//   tail_     next unclaimed ticket of the consumer group. take() claims with fetch_add and then
+//             waits for its ticket; try_take/take_until copy the slot first and claim with a CAS
+//             (a failed CAS discards the copy); a single consumer: a plain store after the copy.
+//             With take() waiting on claimed tickets, tail_ may run ahead of head_.
+//   slot.taken  t + 1 once the consumer that claimed ticket t copied it: the consumer gate.
+//   consumer_start_  the ticket the attached consumer group started at.
 //   strong_pos_[k]  next ticket strong observer k reads; written only by that observer.
 //
-// I1  A producer writes ticket t only when (a) every gate — tail_ if consumers are attached, and
-//     each attached strong_pos_ — is > t - cap, and (b) slot.seq == t - cap + 1 (or 0 for the
-//     first lap): the previous occupant was published, so two producers never write one slot.
-// I2  tail_ and strong_pos_ only grow while their owner is attached, and tail_ <= head_. A
-//     gate read late is therefore ≤ the true one: a stale gate only makes a producer wait.
+// I1  A producer writes ticket t only when (a) every gate is past t - cap — the consumer group's
+//     (if attached): t - cap < consumer_start_ or slot(t).taken == t - cap + 1; each attached
+//     strong_pos_ > t - cap — and (b) slot.seq == t - cap + 1 (or 0 for the first lap): the
+//     previous occupant was published, so two producers never write one slot.
+// I2  consumer_start_ and strong_pos_ only grow, and a slot's taken word only moves forward a
+//     lap at a time. A gate read late is therefore ≤ the true one: it only makes a producer wait.
 // I3  A reader (consumer or strong observer) accepts ticket t only when slot.seq == t + 1
 //     (acquire, pairing with the producer's release). By I1 the slot cannot be rewritten before
 //     the reader moves its gate past t, so the copy is whole. A consumer whose CAS fails may hold
-//     a torn copy; it discards it.
+//     a torn copy; it discards it (the ticket's claimer marks it taken, not this consumer).
 // I4  Every claimed ticket is published, even if everyone detached meanwhile, so (b) never
 //     waits on a ticket that will not come.
 //
-// Slot gate. With consumers and no strong observer, the consumer that took ticket t stores
-// slot.taken = t + 1 (release) after advancing tail_. A producer whose cached limit forbids
-// ticket t first checks slot(t).taken == t - cap + 1 (acquire): tickets are taken at most once,
-// so that value means the group took t - cap and tail_ > t - cap (a group that re-attached
-// started past every claimed ticket), which is (a). The producer reads that line anyway for
-// (b), so in a short ring it no longer re-reads tail_, a line the consumer writes on every take.
-// A stale or regressed taken word only fails the check, and the producer falls back to tail_.
-// Whether the slot gate may be used is cached with the gate limit under a config generation.
+// Consumer gate. The consumer that claimed ticket t stores slot.taken = t + 1 once it copied the
+// slot (finish_take). Tickets are claimed once, so taken == t - cap + 1 means the group is done
+// with t - cap; tickets below consumer_start_ were never the group's to take. A producer caches
+// limit = min(consumer_start_, strong_pos_…) + cap and, past it, checks the slot's taken word
+// (acquire) and its cached strong limit. It reads that line anyway for (b), and it never reads
+// tail_, a line every take writes. Because a claim is not a copy, tail_ cannot be the gate: a
+// claimed ticket may still be waiting for its message. Limits are cached under a config
+// generation.
+// Space sleepers pair with `taken` as with an owned cursor ("Single-owner cursors"): with
+// membarrier, a taker stores it, compiler barrier, loads config and, when kBlock producers are
+// attached, does a locked RMW on it before checking sleepers; every config publication is
+// followed by the heavy barrier. Without membarrier the store is a seq_cst exchange.
 //
 // Configuration word (config_): flags (who is attached, filters, blocking waiters) in the low
 // byte, a generation above. Producers read it once at the top of put: no capture flag → return.
@@ -147,17 +155,19 @@ inline constexpr size_t kMaxHistory = size_t{1} << 24;
 // that producer's claim comes later in the seq_cst order than the sleepers increment, and since
 // it loads sleepers (seq_cst) after its claim whenever kDataSleepers is set, it wakes them. A
 // producer that read config without kDataSleepers did so before the waiter attached, hence its
-// claim precedes the waiter's head_ re-check. Space waiters (producers) re-check the gates after
-// incrementing sleepers; consumers advance with a seq_cst CAS and strong observers with a seq_cst
-// store, each followed by a seq_cst config load, and they load sleepers when kSpaceSleepers is
-// set — the same Dekker pairing. Only when a kBlock handle is attached do the other side's
-// operations pay the extra load.
+// claim precedes the waiter's head_ re-check. A take() waiting on its claimed ticket t is such a
+// data waiter. Space waiters (producers) re-check the gates after incrementing sleepers; strong
+// observers advance with a seq_cst store followed by a seq_cst config load and load sleepers
+// when kSpaceSleepers is set — the same Dekker pairing; consumers mark `taken` as described
+// under "Consumer gate". Only when a kBlock handle is attached do the other side's operations
+// pay the extra load.
 //
 // Single-owner cursors (QueueOptions::single_producer / single_consumer). The one producer owns
 // head_ and the one consumer tail_ (attach refuses a second; serial reuse is ordered by mu_).
 // The owner advances its cursor with advance_owned(): a plain release store, a compiler-only
 // barrier (light_barrier), then the seq_cst config load — no locked instruction. Every config
-// publication (publish_config_locked) is followed by the heavy barrier, membarrier(PRIVATE_
+// publication (publish_config_locked) of any queue built while membarrier was usable is
+// followed by the heavy barrier, membarrier(PRIVATE_
 // EXPEDITED), before the publisher reads any cursor. membarrier makes every running thread of the
 // process execute a full barrier, splitting the owner's program at a point P: its stores before
 // P are visible to the publisher when the call returns, its loads after P see everything stored
@@ -176,8 +186,8 @@ inline constexpr size_t kMaxHistory = size_t{1} << 24;
 //     head_ re-check sees the claim. If it has it, the producer, after publishing the slot, does
 //     a locked RMW on head_ (fetch_add 0, seq_cst) and then loads sleepers: with the waiter's
 //     seq_cst sleepers increment and head_ re-check, that is the Dekker pairing of "Waiting".
-//   * Space sleepers (single consumer): the same with tail_, kSpaceSleepers and kBlock
-//     producers.
+//   * Space sleepers (single consumer, and every consumer's `taken` store): the same with the
+//     slot's taken word (stored before tail_), kSpaceSleepers and kBlock producers.
 //   So the locked RMW is paid only while a kBlock handle on the other side is attached, and a
 //   spinning or yielding waiter never causes one.
 // Fallback: without membarrier (old kernel, seccomp, or the knob oqueue.membarrier false when
@@ -303,6 +313,8 @@ class OQueue {
     // their sum, so the hot path pays for one counter.
     std::atomic<uint64_t> unheard{0}, captures{0}, filtered{0}, takes{0}, observes{0},
         history_reads{0}, drops{0}, waits{0};
+    // Not a counter: the handle's adaptive spin budget (kBlock), owner-only like the rest.
+    uint32_t spin_budget = UINT32_MAX;
   };
   enum class Sleep { kRetry, kShort, kLong };
 
@@ -344,27 +356,29 @@ class OQueue {
 
   // Recomputes a producer's gate limit (first ticket it may not write) from `cfg`.
   void refresh_gate(Producer& p, uint64_t cfg) const {
-    uint64_t gate = kNoLimit;
-    if (cfg & kConsumers)
-      gate = tail_.value.load(std::memory_order_seq_cst);
+    uint64_t strong = kNoLimit;
     uint64_t mask = strong_mask_.load(std::memory_order_acquire);
     while (mask != 0) {
       const int k = std::countr_zero(mask);
       mask &= mask - 1;
-      gate = std::min(gate, strong_pos_[k].value.load(std::memory_order_seq_cst));
+      strong = std::min(strong, strong_pos_[k].value.load(std::memory_order_seq_cst));
     }
+    const uint64_t group =
+        (cfg & kConsumers) ? consumer_start_.load(std::memory_order_seq_cst) : kNoLimit;
+    const uint64_t gate = std::min(strong, group);
     p.limit_ = gate == kNoLimit ? kNoLimit : gate + cap_;
+    p.strong_limit_ = strong == kNoLimit ? kNoLimit : strong + cap_;
     p.gen_ = cfg >> kGenShift;
-    p.slot_gate_ = (cfg & kConsumers) != 0 && (cfg & (kStrongAll | kStrongFiltered)) == 0;
+    p.slot_gate_ = (cfg & kConsumers) != 0;
     // The lean path of put_impl() covers the one common shape: an owned head_ with the
     // asymmetric barrier, consumers and nothing else attached.
     p.fast_cfg_ = (asym_ && sp_ && (cfg & 0xff) == kConsumers) ? cfg : kNoFastPath;
   }
-  // Whether the gates let `t` be written (I1 a): below the cached limit, or — with consumers
-  // and no strong observer — the consumer group took ticket t - cap, which the slot's own
-  // `taken` word says without a read of tail_ (see "Slot gate").
+  // Whether the gates let `t` be written (I1 a): below the cached limit, or the consumer group
+  // took ticket t - cap, as the slot's own `taken` word says, and the strong observers are past
+  // it (see "Consumer gate").
   bool gate_open(const Producer& p, uint64_t t) const {
-    return t < p.limit_ || (p.slot_gate_ && t >= cap_ &&
+    return t < p.limit_ || (p.slot_gate_ && t < p.strong_limit_ && t >= cap_ &&
                             slot(t).taken.load(std::memory_order_acquire) == t - cap_ + 1);
   }
   bool space_for(Producer& p, uint64_t t) const {
@@ -404,6 +418,9 @@ class OQueue {
   template <typename TryOnce, typename Classify>
   bool wait_loop(WaitPolicy policy, detail::EventCount& ev, const Deadline* deadline,
                  HandleCounters* counters, TryOnce&& try_once, Classify&& classify);
+  template <typename TryOnce, typename Classify>
+  bool wait_blocking(detail::EventCount& ev, const Deadline* deadline, HandleCounters* counters,
+                     TryOnce&& try_once, Classify&& classify);
 
   [[gnu::always_inline]] bool put_impl(Producer& p, const T& v, const Deadline* deadline,
                                        bool try_only);
@@ -426,6 +443,9 @@ class OQueue {
   // more than the rest of a single-thread put + take.
   [[gnu::always_inline]] std::optional<T> try_take_impl(Consumer& c);
   std::optional<T> take_impl(Consumer& c, const Deadline* deadline);
+  [[gnu::always_inline]] T take_blocking(Consumer& c);
+  [[gnu::noinline]] void wait_claimed(Consumer& c, uint64_t t);
+  void finish_take(Slot& s, uint64_t t);
   [[gnu::always_inline]] std::optional<T> try_observe_impl(StrongObserver& o);
   std::optional<T> observe_impl(StrongObserver& o, const Deadline* deadline);
   size_t history_impl(WeakObserver& w, std::span<T> out);
@@ -475,11 +495,13 @@ class OQueue {
   std::atomic<uint64_t> weak_filter_mask_{0};    // weak observers with a filter
   std::atomic<HistRing*> hist_ring_{nullptr};
   std::atomic<bool> hist_switching_{false};  // a ring switch is carrying messages over
+  std::atomic<uint64_t> consumer_start_{0};  // first ticket of the attached consumer group
   Slot* slots_ = nullptr;
   size_t cap_ = 0;
   size_t mask_ = 0;
   bool sp_ = false;    // single producer
   bool sc_ = false;    // single consumer
+  bool mb_ = false;    // membarrier usable: takers store `taken` without a locked instruction
   bool asym_ = false;  // sp_ or sc_, with membarrier: owners advance with plain stores
   detail::EventCount data_ev_;
   detail::EventCount space_ev_;
@@ -546,6 +568,7 @@ class OQueue<T>::Producer {
   OQueue* q_ = nullptr;
   HandleCounters* c_ = nullptr;
   uint64_t limit_ = 0;               // cached: first ticket the gates forbid
+  uint64_t strong_limit_ = 0;        // … the strong observers' gates alone forbid
   uint64_t gen_ = ~uint64_t{0};      // config generation limit_ was computed under
   bool slot_gate_ = false;           // under gen_, the consumers' `taken` words may open the gate
   uint64_t fast_cfg_ = kNoFastPath;  // the config under which put_impl's lean path is valid
@@ -554,7 +577,10 @@ class OQueue<T>::Producer {
 
 // Takes messages; each message goes to exactly one attached consumer. take() blocks until a
 // message arrives, try_take() returns nullopt at once when none is ready (or one is being
-// published at that instant), take_until() returns nullopt at the deadline.
+// published at that instant), take_until() returns nullopt at the deadline. A take() reserves
+// the next message when it starts (as atomic_queue's pop does): while it waits, the next message
+// put is its own, and other consumers take the ones after it. try_take() and take_until()
+// reserve nothing, so they can give up.
 template <typename T>
 class OQueue<T>::Consumer {
  public:
@@ -571,11 +597,7 @@ class OQueue<T>::Consumer {
   }
   ~Consumer() { detach(); }
 
-  [[gnu::always_inline]] T take() {
-    if (std::optional<T> v = q_->try_take_impl(*this)) [[likely]]
-      return *v;
-    return *q_->take_impl(*this, nullptr);
-  }
+  [[gnu::always_inline]] T take() { return q_->take_blocking(*this); }
   std::optional<T> try_take() { return q_->try_take_impl(*this); }
   std::optional<T> take_until(Deadline deadline) { return q_->take_impl(*this, &deadline); }
 
@@ -694,7 +716,8 @@ class OQueue<T>::WeakObserver {
 template <typename T>
 OQueue<T>::OQueue(std::string name, size_t capacity, QueueOptions options)
     : sp_(options.single_producer), sc_(options.single_consumer), name_(std::move(name)) {
-  asym_ = (sp_ || sc_) && detail::asymmetric_barrier_enabled();
+  mb_ = detail::asymmetric_barrier_enabled();
+  asym_ = (sp_ || sc_) && mb_;
   if (capacity == 0)
     capacity = detail::default_capacity();
   SLUICE_ASSERT(capacity <= kMaxCapacity, "OQueue capacity above kMaxCapacity");
@@ -747,24 +770,55 @@ template <typename TryOnce, typename Classify>
 bool OQueue<T>::wait_loop(WaitPolicy policy, detail::EventCount& ev, const Deadline* deadline,
                           HandleCounters* counters, TryOnce&& try_once, Classify&& classify) {
   bump(counters->waits);
-  const uint64_t spin_limit =
-      policy == WaitPolicy::kBlock ? static_cast<uint64_t>(detail::spin_before_sleep()) : 0;
+  if (policy == WaitPolicy::kBlock)
+    return wait_blocking(ev, deadline, counters, try_once, classify);
   for (uint64_t i = 0;; ++i) {
     if (try_once())
       return true;
-    const bool sleeping_phase = policy == WaitPolicy::kBlock && i >= spin_limit;
-    if (deadline != nullptr && (sleeping_phase || (i & 63) == 0) && Clock::now() >= *deadline) {
+    if (deadline != nullptr && (i & 63) == 0 && Clock::now() >= *deadline)
       return try_once();
-    }
-    if (policy == WaitPolicy::kSpin || (policy == WaitPolicy::kBlock && !sleeping_phase)) {
+    if (policy == WaitPolicy::kSpin)
       detail::cpu_relax();
-      continue;
-    }
-    if (policy == WaitPolicy::kYield) {
+    else
       detail::yield_cpu();
-      continue;
+  }
+}
+
+// kBlock: spin, then yield, then sleep. The spin budget adapts per handle (see detail::
+// SpinBudget): it shrinks while spins keep running out, which is what happens when the thread
+// being waited for shares this CPU, and the yield phase hands that thread the CPU without the
+// cost of a futex sleep and wake-up (tens of microseconds for an idle vCPU in a VM).
+template <typename T>
+template <typename TryOnce, typename Classify>
+bool OQueue<T>::wait_blocking(detail::EventCount& ev, const Deadline* deadline,
+                              HandleCounters* counters, TryOnce&& try_once, Classify&& classify) {
+  detail::SpinBudget budget(counters->spin_budget);
+  const uint32_t spins = budget.limit();
+  for (uint32_t i = 0; i < spins; ++i) {
+    if (try_once()) {
+      budget.spun_enough();
+      return true;
     }
-    // kBlock, past the spin budget: announce, re-check, sleep.
+    if (deadline != nullptr && (i & 63) == 63 && Clock::now() >= *deadline)
+      return try_once();
+    detail::cpu_relax();
+  }
+  budget.ran_out();
+  const Deadline now = Clock::now();
+  const Deadline yield_end = now + detail::yield_before_sleep();
+  for (Deadline t = now; t < yield_end; t = Clock::now()) {
+    if (try_once())
+      return true;
+    if (deadline != nullptr && t >= *deadline)
+      return try_once();
+    detail::yield_cpu();
+  }
+  for (;;) {
+    if (try_once())
+      return true;
+    if (deadline != nullptr && Clock::now() >= *deadline)
+      return try_once();
+    // Announce, re-check, sleep.
     const uint32_t epoch = ev.epoch.load(std::memory_order_seq_cst);
     ev.sleepers.fetch_add(1, std::memory_order_seq_cst);
     const Sleep how = classify();
@@ -1062,8 +1116,7 @@ template <typename T>
     T v = load_payload(s);
     if (tail_.value.compare_exchange_weak(t, t + 1, std::memory_order_seq_cst,
                                           std::memory_order_relaxed)) {
-      s.taken.store(t + 1, std::memory_order_release);
-      after_gate_advance();
+      finish_take(s, t);
       bump(c.c_->takes);
       return v;
     }
@@ -1078,12 +1131,64 @@ template <typename T>
   if (s.seq.load(std::memory_order_acquire) != t + 1)
     return std::nullopt;
   T v = load_payload(s);
-  const uint64_t cfg = advance_owned(tail_, t + 1);
+  // `taken` before the advance: the barrier in advance_owned() orders it before the config load
+  // (the producers' gate reads `taken`; see "Consumer gate").
   s.taken.store(t + 1, std::memory_order_release);
+  const uint64_t cfg = advance_owned(tail_, t + 1);
   if (cfg & kSpaceSleepers)
     notify_after_owned(tail_, space_ev_);
   bump(c.c_->takes);
   return v;
+}
+
+// Marks ticket t, just copied out of `s` by the consumer that claimed it, as taken: the
+// producers' consumer gate (see "Consumer gate"). Paired like an owner's advance: with
+// membarrier, a release store, a compiler barrier and the config load, and a locked RMW before
+// the sleeper check only while kBlock producers are attached; without, a seq_cst exchange.
+template <typename T>
+inline void OQueue<T>::finish_take(Slot& s, uint64_t t) {
+  if (mb_) {
+    s.taken.store(t + 1, std::memory_order_release);
+    detail::light_barrier();
+    if (config_.load(std::memory_order_seq_cst) & kSpaceSleepers) [[unlikely]] {
+      s.taken.fetch_add(0, std::memory_order_seq_cst);
+      detail::notify_if_sleeping(space_ev_);
+    }
+    return;
+  }
+  s.taken.exchange(t + 1, std::memory_order_seq_cst);
+  after_gate_advance();
+}
+
+// take(): claim a ticket first (one fetch_add, as atomic_queue does), then wait for it to be
+// published. The locked instruction is then off the path from the producer's publication to the
+// copy, where try_take's copy-then-CAS has it; a claimed ticket cannot be given back, which is
+// why try_take and take_until copy first.
+template <typename T>
+[[gnu::always_inline]] inline T OQueue<T>::take_blocking(Consumer& c) {
+  if (sc_) {
+    if (std::optional<T> v = try_take_single(c)) [[likely]]
+      return *v;
+    return *take_impl(c, nullptr);
+  }
+  const uint64_t t = tail_.value.fetch_add(1, std::memory_order_seq_cst);
+  Slot& s = slot(t);
+  if (s.seq.load(std::memory_order_acquire) != t + 1) [[unlikely]]
+    wait_claimed(c, t);
+  T v = load_payload(s);
+  finish_take(s, t);
+  bump(c.c_->takes);
+  return v;
+}
+
+// Waits until claimed ticket t is published. By I1 slot(t) cannot move past t before this
+// consumer marks it taken, so seq == t + 1 is the only state to wait for.
+template <typename T>
+void OQueue<T>::wait_claimed(Consumer& c, uint64_t t) {
+  wait_loop(
+      c.policy_, data_ev_, nullptr, c.c_,
+      [&] { return slot(t).seq.load(std::memory_order_acquire) == t + 1; },
+      [&] { return classify_data(t); });
 }
 
 template <typename T>
@@ -1204,8 +1309,8 @@ void OQueue<T>::publish_config_locked() {
     flags |= kSpaceSleepers;
   const uint64_t gen = (config_.load(std::memory_order_relaxed) >> kGenShift) + 1;
   config_.store((gen << kGenShift) | flags, std::memory_order_seq_cst);
-  if (asym_)
-    detail::heavy_barrier();  // pairs with light_barrier() in advance_owned()
+  if (mb_)
+    detail::heavy_barrier();  // pairs with light_barrier() in advance_owned() and finish_take()
 }
 
 template <typename T>
@@ -1260,10 +1365,12 @@ Result<typename OQueue<T>::Consumer> OQueue<T>::try_attach_consumer(WaitPolicy p
     ++data_blockers_;
   if (consumers_++ == 0) {
     // A new consumer group: publish kConsumers, then start at head (see "Configuration word").
-    // tail_ ≤ head_ always, so producers that read tail_ before the store below are
+    // consumer_start_ only grows, so producers that read it before the store below are
     // conservative (I2).
     publish_config_locked();
-    tail_.value.store(head_.value.load(std::memory_order_seq_cst), std::memory_order_seq_cst);
+    const uint64_t start = head_.value.load(std::memory_order_seq_cst);
+    consumer_start_.store(start, std::memory_order_seq_cst);
+    tail_.value.store(start, std::memory_order_seq_cst);
   } else if (policy == WaitPolicy::kBlock && data_blockers_ == 1) {
     publish_config_locked();
   }

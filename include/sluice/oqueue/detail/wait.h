@@ -5,6 +5,7 @@
 // Thread safety: every function here is safe from any thread.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -65,9 +66,36 @@ inline void notify_all(EventCount& ev) noexcept {
   futex_wake_all(ev.epoch);
 }
 
-// Knob `oqueue.spin_before_sleep`: how many pause iterations a kBlock waiter spins before it
-// sleeps in the kernel.
+// Knob `oqueue.spin_before_sleep`: the most pause iterations a kBlock waiter spins before it
+// yields and then sleeps in the kernel.
 int64_t spin_before_sleep() noexcept;
+
+// Knob `oqueue.yield_before_sleep_us`: how long a kBlock waiter whose spin ran out calls
+// sched_yield() before it sleeps in the kernel.
+std::chrono::nanoseconds yield_before_sleep() noexcept;
+
+// A kBlock waiter's adaptive spin budget, kept per handle in `word` (UINT32_MAX: not yet set).
+// A wait the spin ended gives the budget back an eighth (up to the knob); a spin that ran out
+// halves it (down to kMinSpins). So it stays near the knob while fewer than about one wait in
+// five outlasts it, and falls to a few pauses when spinning keeps failing, as when the thread
+// being waited for cannot run until this one yields its CPU.
+class SpinBudget {
+ public:
+  static constexpr uint32_t kMinSpins = 16;
+  explicit SpinBudget(uint32_t& word) noexcept : word_(word) {
+    const auto max = static_cast<uint32_t>(std::min<int64_t>(spin_before_sleep(), UINT32_MAX - 1));
+    max_ = max;
+    if (word_ > max_)
+      word_ = max_;
+  }
+  uint32_t limit() const noexcept { return word_; }
+  void spun_enough() noexcept { word_ = std::min(max_, word_ + word_ / 8 + 1); }
+  void ran_out() noexcept { word_ = std::max(std::min(kMinSpins, max_), word_ / 2); }
+
+ private:
+  uint32_t& word_;
+  uint32_t max_;
+};
 
 // Asymmetric barrier (single-producer / single-consumer queues; see oqueue.h, "Single-owner
 // cursors"). The light side is a compiler-only barrier on the hot path; the heavy side is

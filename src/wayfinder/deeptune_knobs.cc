@@ -24,6 +24,15 @@ const FloatKnob kDeepTuneLocalShare({.name = "wayfinder.deeptune_local_share",
                                      .help = "share of DeepTune's candidate pool drawn as "
                                              "neighbours of the best configurations (the rest "
                                              "uniformly random)"});
+const FloatKnob kDeepTuneRecombineShare(
+    {.name = "wayfinder.deeptune_recombine_share",
+     .default_value = 0.5,
+     .min = 0,
+     .max = 1,
+     .stage = KnobStage::kRuntime,
+     .help = "share of DeepTune's neighbour candidates made by recombining the best "
+             "configurations (each parameter from one of them) and then moving one parameter; "
+             "the rest move 1-3 parameters of one of the best"});
 const FloatKnob kDeepTuneGuidedShare(
     {.name = "wayfinder.deeptune_guided_share",
      .default_value = 0.5,

@@ -11,6 +11,7 @@ extern const FloatKnob kDeepTuneAlpha;        // Equation 3's α
 extern const IntKnob kDeepTunePool;           // candidates scored per proposal
 extern const FloatKnob kDeepTuneGuidedShare;  // of the neighbours' moves: where the model looks
 extern const FloatKnob kDeepTuneLocalShare;   // share of the pool that are neighbours of the best
+extern const FloatKnob kDeepTuneRecombineShare;  // of those: crossovers of the best, mutated
 extern const FloatKnob kDeepTuneCrashThreshold;  // candidates predicted likelier to crash drop out
 extern const IntKnob kDeepTuneEpochs;            // training passes per new observation
 extern const IntKnob kDeepTuneLayers;            // dense (and parallel RBF) layers

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "sluice/common/status.h"
+
 namespace sluice::wf {
 namespace {
 
@@ -270,6 +272,23 @@ Configuration Space::neighbour(Configuration c, std::mt19937_64& rng, size_t max
     std::swap(free[k], free[pick]);
     const Parameter& p = params_[free[k]];
     move_value(p, c[p.name], rng);
+  }
+  return c;
+}
+
+Configuration Space::recombine(std::span<const Configuration* const> parents,
+                               std::mt19937_64& rng) const {
+  SLUICE_ASSERT(!parents.empty(), "Space::recombine needs at least one parent");
+  Configuration c;
+  std::uniform_int_distribution<size_t> pick(0, parents.size() - 1);
+  for (const Parameter& p : params_) {
+    if (p.fixed) {
+      c[p.name] = *p.fixed;
+      continue;
+    }
+    const Configuration& parent = *parents[pick(rng)];
+    auto it = parent.find(p.name);
+    c[p.name] = it == parent.end() ? p.default_value : it->second;
   }
   return c;
 }

@@ -106,6 +106,37 @@ TEST(SpaceTest, WeightedNeighboursChangeTheParametersWithWeightFirst) {
   EXPECT_EQ(moved, (std::set<std::string>{"a", "b", "c"}));
 }
 
+TEST(SpaceTest, RecombinationTakesEachParameterFromOneParentAndKeepsPins) {
+  const Space space(small_job());
+  const Configuration p1 = {{"a", "1"}, {"b", "x"}, {"c", "false"}, {"pinned", "2"}};
+  const Configuration p2 = {{"a", "1000"}, {"b", "z"}, {"c", "true"}, {"pinned", "2"}};
+  const Configuration missing_b = {{"a", "7"}, {"c", "true"}};  // b falls back to the default
+  std::mt19937_64 rng(11);
+  std::set<std::string> a_values, b_values;
+  int mixed = 0;
+  for (int i = 0; i < 400; ++i) {
+    const Configuration* parents[] = {&p1, &p2};
+    const Configuration c = space.recombine(parents, rng);
+    ASSERT_EQ(c.size(), 4u);
+    EXPECT_EQ(c.at("pinned"), "2");
+    EXPECT_TRUE(c.at("a") == "1" || c.at("a") == "1000");
+    EXPECT_TRUE(c.at("b") == "x" || c.at("b") == "z");
+    // The three free parameters are drawn independently: some children mix both parents.
+    const bool from_p1 = c.at("a") == "1", b_p1 = c.at("b") == "x", c_p1 = c.at("c") == "false";
+    mixed += (from_p1 != b_p1 || b_p1 != c_p1) ? 1 : 0;
+    a_values.insert(c.at("a"));
+    b_values.insert(c.at("b"));
+  }
+  EXPECT_EQ(a_values.size(), 2u);
+  EXPECT_EQ(b_values.size(), 2u);
+  EXPECT_GT(mixed, 200);  // 3/4 of children mix, in expectation
+  const Configuration* one[] = {&missing_b};
+  const Configuration c = space.recombine(one, rng);
+  EXPECT_EQ(c.at("a"), "7");
+  EXPECT_EQ(c.at("b"), "y");
+  EXPECT_EQ(c.at("pinned"), "2");
+}
+
 TEST(SpaceTest, CompileHashFollowsOnlyCompileStageValues) {
   auto job = parse_job(R"Y(name: s
 parameters:

@@ -55,6 +55,13 @@ class Space {
   Configuration neighbour(Configuration c, std::mt19937_64& rng, size_t max_changes,
                           std::span<const double> weights) const;
 
+  // Uniform crossover: each unpinned parameter takes its value from one of `parents`, chosen
+  // uniformly and independently per parameter (pinned ones keep their fixed value). In a space
+  // where the objective is mostly a sum over a few parameters, this joins good values that
+  // different good configurations found. REQUIRES: parents is not empty.
+  Configuration recombine(std::span<const Configuration* const> parents,
+                          std::mt19937_64& rng) const;
+
   // Numeric encoding: one column per numeric/bool parameter (scaled to [0,1], log scale in log
   // space) and one per value of each enum/string parameter (one-hot). Pinned parameters are left
   // out. encoded_names() names the columns.

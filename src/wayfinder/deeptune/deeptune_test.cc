@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <numeric>
+#include <set>
 
 #include "sluice/common/knobs.h"
 #include "sluice/wayfinder/job.h"
@@ -518,6 +519,48 @@ TEST_F(DeepTuneSearchTest, NeighboursMoveTheParameterThePredictionDependsOnMost)
   EXPECT_GT(w[3], 0.2);
   for (double v : w)
     EXPECT_GE(v, 0.5 / 20 - 1e-12);
+}
+
+TEST_F(DeepTuneSearchTest, RecombinedCandidatesTakeAllButOneValueFromTheBest) {
+  // Every candidate a crossover of the best (then one parameter moved): a proposal may differ
+  // from the best trials' values in one parameter at most.
+  ASSERT_TRUE(KnobRegistry::global().set("wayfinder.deeptune_local_share", "1").is_ok());
+  ASSERT_TRUE(KnobRegistry::global().set("wayfinder.deeptune_recombine_share", "1").is_ok());
+  const Space space(make_job(floats(12)));
+  const Evaluate eval = [](const Configuration& c) {
+    return ok(num(c, "x0") + num(c, "x1") + num(c, "x2"));
+  };
+  const auto history = random_history(space, eval, 20, 6);
+  auto s = searcher("deeptune", space, 2);
+  for (const auto& o : history)
+    s->observe(o);
+  auto batch = s->propose(history, 5);
+  KnobRegistry::global().reset_for_testing();
+  ASSERT_TRUE(batch.is_ok()) << batch.status().to_string();
+  ASSERT_EQ(batch->size(), 5u);
+  // The parents: the best fifth of 20 ok trials, but at least 3 — here 4.
+  std::vector<Observation> sorted = history;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Observation& a, const Observation& b) { return *a.objective > *b.objective; });
+  sorted.resize(4);
+  bool mixes_parents = false;
+  for (const Configuration& c : *batch) {
+    int foreign = 0;
+    std::set<size_t> sources;
+    for (const auto& [name, value] : c) {
+      bool found = false;
+      for (size_t i = 0; i < sorted.size(); ++i) {
+        if (sorted[i].config.at(name) == value) {
+          found = true;
+          sources.insert(i);
+        }
+      }
+      foreign += found ? 0 : 1;
+    }
+    EXPECT_LE(foreign, 1) << configuration_key(c);
+    mixes_parents = mixes_parents || sources.size() > 1;
+  }
+  EXPECT_TRUE(mixes_parents);
 }
 
 TEST_F(DeepTuneSearchTest, ExplainWithoutDataIsAPreconditionError) {

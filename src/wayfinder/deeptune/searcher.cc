@@ -20,6 +20,9 @@ constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
 constexpr int64_t kMaxCatchUp = 10;
 // The neighbours in the pool are drawn around this many of the best ok configurations.
 constexpr size_t kNeighbourBases = 5;
+// Crossovers draw from the best fifth of the ok configurations, within these bounds.
+constexpr size_t kMinParents = 3;
+constexpr size_t kMaxParents = 10;
 
 Status torch_error(std::string_view what, const std::exception& e) {
   std::string msg = e.what();
@@ -42,6 +45,7 @@ Hyper hyper_from_knobs() {
   h.epochs = kDeepTuneEpochs.get();
   h.pool = kDeepTunePool.get();
   h.local_share = kDeepTuneLocalShare.get();
+  h.recombine_share = kDeepTuneRecombineShare.get();
   h.guided_share = kDeepTuneGuidedShare.get();
   h.alpha = kDeepTuneAlpha.get();
   h.crash_threshold = kDeepTuneCrashThreshold.get();
@@ -180,9 +184,15 @@ std::vector<Configuration> DeepTuneSearch::propose_unchecked(std::span<const Obs
       best.push_back(i);
   }
   const size_t bases = std::min(kNeighbourBases, best.size());
+  const size_t parents =
+      std::min(best.size(), std::clamp(best.size() / 5, kMinParents, kMaxParents));
   std::partial_sort(
-      best.begin(), best.begin() + static_cast<std::ptrdiff_t>(bases), best.end(),
+      best.begin(), best.begin() + static_cast<std::ptrdiff_t>(std::max(bases, parents)),
+      best.end(),
       [&](size_t a, size_t b) { return *history[a].objective > *history[b].objective; });
+  std::vector<const Configuration*> elite;
+  for (size_t i = 0; i < parents; ++i)
+    elite.push_back(&history[best[i]].config);
   best.resize(bases);
   const size_t local =
       (has_enough_data() || warm_) && bases > 0
@@ -192,10 +202,20 @@ std::vector<Configuration> DeepTuneSearch::propose_unchecked(std::span<const Obs
   // Neighbours move the parameters the model's prediction is most sensitive to more often: in a
   // space of hundreds of parameters of which a few matter, uniform moves rarely touch those.
   const std::vector<double> weights = local > 0 ? neighbour_weights() : std::vector<double>{};
+  // Some neighbours are crossovers of the best instead: each parameter from one of them, then
+  // one move. Where the objective is mostly a sum over a few parameters (as configuration
+  // spaces often are), this joins the good values that different trials found; moving around
+  // one base only keeps that base's mistakes.
+  const size_t recombined =
+      elite.size() >= 2
+          ? static_cast<size_t>(std::llround(hyper_.recombine_share * static_cast<double>(local)))
+          : 0;
   for (size_t attempt = 0; pool.size() < local && attempt < 4 * local + 100; ++attempt) {
-    Configuration c =
-        weights.empty() ? space_.neighbour(history[best[attempt % bases]].config, rng)
-                        : space_.neighbour(history[best[attempt % bases]].config, rng, 3, weights);
+    const bool cross = pool.size() < recombined;
+    const Configuration& base = history[best[attempt % bases]].config;
+    Configuration c = cross ? space_.neighbour(space_.recombine(elite, rng), rng, 1, weights)
+                      : weights.empty() ? space_.neighbour(base, rng)
+                                        : space_.neighbour(base, rng, 3, weights);
     if (seen.insert(configuration_hash(c)).second)
       pool.push_back(std::move(c));
   }

@@ -37,8 +37,9 @@ struct Hyper {
   double learning_rate = 0.01;
   int64_t epochs = 10;
   int64_t pool = 1000;
-  double local_share = 0.5;   // of the pool: neighbours of the best ok configurations
-  double guided_share = 0.5;  // of a neighbour's parameter choices: by the model's sensitivity
+  double local_share = 0.5;      // of the pool: neighbours of the best ok configurations
+  double recombine_share = 0.5;  // of those: crossovers of the best, then one move
+  double guided_share = 0.5;     // of a neighbour's parameter choices: by the model's sensitivity
   double alpha = 0.5;
   double crash_threshold = 0.5;
   int64_t min_observations = 3;

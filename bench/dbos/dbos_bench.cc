@@ -26,6 +26,8 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -492,12 +494,22 @@ Status run_ipc(std::vector<Backend>& backends, int reps, double seconds, bool qu
   return {};
 }
 
+constexpr const char* kUsage =
+    "usage: dbos_bench sched|ipc|all [--reps N] [--seconds S] [--quick] [--out FILE] "
+    "[--no-postgres] [--no-sqlite] [--pattern pingpong|ping20|multicast] "
+    "[--system dbos-sqlite|dbos-postgres|tcp|grpc]\n";
+
 int main_impl(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr,
-                 "usage: dbos_bench sched|ipc|all [--reps N] [--seconds S] [--quick] "
-                 "[--out FILE] [--no-postgres] [--no-sqlite] [--pattern pingpong|ping20|multicast] "
-                 "[--system dbos-sqlite|dbos-postgres|tcp|grpc]\n");
+  if (argc >= 2 && (std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  // Anything else runs nothing: refuse it before a server starts and an empty result is written.
+  if (argc < 2 || (std::string_view(argv[1]) != "sched" && std::string_view(argv[1]) != "ipc" &&
+                   std::string_view(argv[1]) != "all")) {
+    if (argc >= 2)
+      std::fprintf(stderr, "dbos_bench: unknown benchmark '%s'\n", argv[1]);
+    std::fputs(kUsage, stderr);
     return 2;
   }
   // Knobs from the environment (SLUICE_DBOS_SQLITE_WAL_AUTOCHECKPOINT=…), as `sluice` reads them.
@@ -537,6 +549,10 @@ int main_impl(int argc, char** argv) {
       std::fprintf(stderr, "dbos_bench: unknown argument '%s'\n", a.c_str());
       return 2;
     }
+  }
+  if (reps < 1 || !(seconds > 0)) {
+    std::fprintf(stderr, "dbos_bench: --reps must be at least 1 and --seconds above 0\n");
+    return 2;
   }
   char tmpl[] = "/var/tmp/sluice-dbos-bench-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr)

@@ -57,14 +57,14 @@ void churn(const char* name, QueueOptions options, uint64_t per_producer) {
 
   std::vector<std::thread> threads;
   // Consumers: the steady one and one that attaches and detaches all the time.
-  threads.emplace_back([&] {
+  spawn(threads, [&] {
     OrderChecker order(kProducers);
     while (taken_count.load() < kTotal && !failed) {
       if (auto m = steady_consumer.take_until(soon()))
         record_take(*m, order);
     }
   });
-  threads.emplace_back([&] {
+  spawn(threads, [&] {
     if (options.single_consumer) {
       // The second consumer is refused while the steady one is attached.
       if (q.try_attach_consumer().is_ok())
@@ -82,7 +82,7 @@ void churn(const char* name, QueueOptions options, uint64_t per_producer) {
     }
   });
   // The steady strong observer: every message, once, in order per producer.
-  threads.emplace_back([&] {
+  spawn(threads, [&] {
     OrderChecker order(kProducers);
     for (uint64_t i = 0; i < kTotal && !failed; ++i) {
       std::optional<Msg> m;
@@ -97,7 +97,7 @@ void churn(const char* name, QueueOptions options, uint64_t per_producer) {
     }
   });
   // Strong observers that come and go (some with a filter): a contiguous run per producer.
-  threads.emplace_back([&] {
+  spawn(threads, [&] {
     for (int round = 0; !producers_done && !failed; ++round) {
       const bool filtered = round % 2 == 1;
       const uint64_t who = static_cast<uint64_t>(round) % kProducers;
@@ -117,7 +117,7 @@ void churn(const char* name, QueueOptions options, uint64_t per_producer) {
     }
   });
   // Weak observers that come and go with different history sizes (the ring grows and shrinks).
-  threads.emplace_back([&] {
+  spawn(threads, [&] {
     std::vector<Msg> buf(512);
     for (int round = 0; !producers_done && !failed; ++round) {
       const size_t n = size_t{1} << (1 + round % 9);

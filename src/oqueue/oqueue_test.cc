@@ -735,6 +735,53 @@ TEST_P(SingleModeTest, SecondProducerOrConsumerIsRefusedAndSerialReuseWorks) {
   EXPECT_EQ(s.producers, 0u);
 }
 
+// Single owners count ring captures and takes by how far they moved their cursor; stats() must
+// read the same counts as the bumped counters of the other modes, while the handles are live,
+// after they detach, and across serial reuse.
+TEST_P(SingleModeTest, StatsCountEachPutAndTakeOnceWhileAttachedAndAfter) {
+  OQueue<int> q("single.stats", 4, options());
+  auto p = q.attach_producer(WaitPolicy::kSpin);
+  auto expect = [&](uint64_t puts, uint64_t captures, uint64_t takes) {
+    const QueueStats st = q.stats();
+    EXPECT_EQ(st.puts, puts);
+    EXPECT_EQ(st.captures, captures);
+    EXPECT_EQ(st.takes, takes);
+  };
+  for (int i = 0; i < 3; ++i)
+    p.put(i);  // unheard
+  expect(3, 0, 0);
+  auto w = q.attach_weak_observer(4);
+  p.put(3);
+  p.put(4);  // history only
+  expect(5, 2, 0);
+  auto c = q.attach_consumer(WaitPolicy::kSpin);
+  for (int i = 5; i < 8; ++i)
+    p.put(i);  // ring and history: one capture each
+  expect(8, 5, 0);
+  EXPECT_EQ(c.take(), 5);
+  EXPECT_EQ(c.take(), 6);
+  expect(8, 5, 2);
+  w.detach();
+  for (int i = 8; i < 18; ++i) {  // consumers alone: the lean path of a single producer
+    p.put(i);
+    EXPECT_EQ(c.take(), i - 1);
+  }
+  expect(18, 15, 12);
+  EXPECT_EQ(q.stats().depth, 1u);
+  p.detach();
+  expect(18, 15, 12);
+  p = q.attach_producer(WaitPolicy::kSpin);
+  p.put(18);
+  EXPECT_EQ(c.take(), 17);
+  EXPECT_EQ(c.take(), 18);
+  expect(19, 16, 14);
+  c.detach();
+  p.put(19);  // unheard again
+  p.detach();
+  expect(20, 16, 14);
+  EXPECT_EQ(q.stats().drops, 0u);
+}
+
 TEST_P(SingleModeTest, PlainAttachAbortsWithTheMessage) {
   if (!GetParam().single_producer && !GetParam().single_consumer)
     GTEST_SKIP() << "nothing is refused in multi-producer multi-consumer mode";

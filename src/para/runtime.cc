@@ -155,6 +155,10 @@ Result<std::unique_ptr<Runtime>> Runtime::start(RuntimeOptions options) {
 }
 
 Status Runtime::launch() {
+  // Build spdlog's registry here, before any reactor exists: reactors that log first (arena
+  // setup) would otherwise race to construct it inside the library, which ThreadSanitizer
+  // reports as a data race on the default logger's level.
+  (void)spdlog::default_logger_raw();
   const size_t n = cores_.size();
   pool_ = std::make_unique<Pool>();
   for (size_t i = 0; i < n; ++i) {

@@ -165,15 +165,16 @@ inline constexpr size_t kMaxHistory = size_t{1} << 24;
 // Single-owner cursors (QueueOptions::single_producer / single_consumer). The one producer owns
 // head_ and the one consumer tail_ (attach refuses a second; serial reuse is ordered by mu_).
 // The owner advances its cursor with advance_owned(): a plain release store, a compiler-only
-// barrier (light_barrier), then the seq_cst config load — no locked instruction. Every config
-// publication (publish_config_locked) of any queue built while membarrier was usable is
-// followed by the heavy barrier, membarrier(PRIVATE_
-// EXPEDITED), before the publisher reads any cursor. membarrier makes every running thread of the
-// process execute a full barrier, splitting the owner's program at a point P: its stores before
-// P are visible to the publisher when the call returns, its loads after P see everything stored
-// before the call (a thread not running is split at its last context switch, which is a full
-// barrier too). The compiler barrier keeps the cursor store before the config load in program
-// order, so for each advance either
+// barrier between that store and the config load (light_barrier_between: it pins just those two
+// accesses, so the message and the ring's address stay in registers), then the seq_cst config
+// load — no locked instruction. Every config publication (publish_config_locked) of any queue
+// built while membarrier was usable is followed by the heavy barrier,
+// membarrier(PRIVATE_EXPEDITED), before the publisher reads any cursor. membarrier makes every
+// running thread of the process execute a full barrier, splitting the owner's program at a point P:
+// its stores before P are visible to the publisher when the call returns, its loads after P see
+// everything stored before the call (a thread not running is split at its last context switch,
+// which is a full barrier too). The compiler barrier keeps the cursor store before the config load
+// in program order, so for each advance either
 //   (a) the store precedes P: the publisher, reading the cursor after the call, sees it; or
 //   (b) the config load follows P: it sees the new config.
 // That replaces each use of "the seq_cst order" above:
@@ -275,6 +276,9 @@ class OQueue {
 
  private:
   static constexpr size_t kWords = (sizeof(T) + 7) / 8;
+  // How the out-of-line parts of put() receive the message: in registers when it fits, so the
+  // inlined fast path need not keep a copy in memory for them.
+  using In = std::conditional_t<(sizeof(T) <= 16), T, const T&>;
 
   // Config flags (low byte of config_).
   static constexpr uint64_t kConsumers = 1;       // a consumer group is attached
@@ -315,15 +319,26 @@ class OQueue {
         history_reads{0}, drops{0}, waits{0};
     // Not a counter: the handle's adaptive spin budget (kBlock), owner-only like the rest.
     uint32_t spin_budget = UINT32_MAX;
+    // A single producer (consumer) does not bump captures (takes) for the messages it moves
+    // through the main ring: only it advances head_ (tail_) while attached, so the count is the
+    // cursor's distance from where it attached. Set under mu_ at attach.
+    const std::atomic<uint64_t>* counting_cursor = nullptr;
+    uint64_t cursor_at_attach = 0;
+    bool cursor_counts_takes = false;  // tail_ (a consumer's takes), else head_ (captures)
   };
   enum class Sleep { kRetry, kShort, kLong };
 
   static QueueStats read_counters(const HandleCounters& c) {
+    const uint64_t by_cursor =
+        c.counting_cursor == nullptr
+            ? 0
+            : c.counting_cursor->load(std::memory_order_acquire) - c.cursor_at_attach;
     QueueStats s;
-    s.captures = c.captures.load(std::memory_order_relaxed);
+    s.captures =
+        c.captures.load(std::memory_order_relaxed) + (c.cursor_counts_takes ? 0 : by_cursor);
     s.filtered = c.filtered.load(std::memory_order_relaxed);
     s.puts = c.unheard.load(std::memory_order_relaxed) + s.captures + s.filtered;
-    s.takes = c.takes.load(std::memory_order_relaxed);
+    s.takes = c.takes.load(std::memory_order_relaxed) + (c.cursor_counts_takes ? by_cursor : 0);
     s.observes = c.observes.load(std::memory_order_relaxed);
     s.history_reads = c.history_reads.load(std::memory_order_relaxed);
     s.drops = c.drops.load(std::memory_order_relaxed);
@@ -346,6 +361,12 @@ class OQueue {
     uint64_t buf[kWords];
     for (size_t i = 0; i < kWords; ++i)
       buf[i] = s.words[i].load(order);
+    if constexpr (std::is_trivially_default_constructible_v<T>) {
+      // Into a T directly: the laundered buffer below stays in memory, a dead store per take.
+      T v;
+      std::memcpy(&v, buf, sizeof(T));
+      return v;
+    }
     alignas(T) unsigned char raw[sizeof(T)];
     std::memcpy(raw, buf, sizeof(T));
     return *std::launder(reinterpret_cast<T*>(raw));
@@ -424,15 +445,16 @@ class OQueue {
 
   [[gnu::always_inline]] bool put_impl(Producer& p, const T& v, const Deadline* deadline,
                                        bool try_only);
-  [[gnu::noinline]] bool capture(Producer& p, const T& v, uint64_t cfg, const Deadline* deadline,
+  [[gnu::noinline]] bool capture(Producer& p, In v, uint64_t cfg, const Deadline* deadline,
                                  bool try_only);
   bool put_main(Producer& p, const T& v, const Deadline* deadline, bool try_only);
   [[gnu::always_inline]] bool put_main_single(Producer& p, const T& v, const Deadline* deadline,
                                               bool try_only);
-  [[gnu::noinline]] void finish_single(Producer& p, const T& v, uint64_t t, uint64_t cfg);
+  [[gnu::noinline]] void finish_single(Producer& p, In v, uint64_t t, uint64_t cfg);
   void put_history_single(Producer& p, const T& v);
   void quiesce_history_writer_locked();
-  [[gnu::always_inline]] std::optional<T> try_take_single(Consumer& c);
+  // `asym`: asym_, passed in so that a caller that already knows it lets the test fold away.
+  [[gnu::always_inline]] std::optional<T> try_take_single(bool asym);
   void publish(Producer& p, uint64_t t, const T& v);
   bool try_claim(Producer& p, uint64_t* ticket);
   void put_history(Producer& p, const T& v);
@@ -456,10 +478,10 @@ class OQueue {
   }
   // Advances a cursor only its owner writes (single modes): see "Single-owner cursors". Returns
   // the config read after the advance.
-  uint64_t advance_owned(Cursor& c, uint64_t v) {
-    if (asym_) {
+  uint64_t advance_owned(Cursor& c, uint64_t v, bool asym) {
+    if (asym) [[likely]] {
       c.value.store(v, std::memory_order_release);
-      detail::light_barrier();
+      detail::light_barrier_between(c.value, config_);
     } else {
       c.value.exchange(v, std::memory_order_seq_cst);
     }
@@ -499,10 +521,11 @@ class OQueue {
   Slot* slots_ = nullptr;
   size_t cap_ = 0;
   size_t mask_ = 0;
-  bool sp_ = false;    // single producer
-  bool sc_ = false;    // single consumer
-  bool mb_ = false;    // membarrier usable: takers store `taken` without a locked instruction
-  bool asym_ = false;  // sp_ or sc_, with membarrier: owners advance with plain stores
+  bool sp_ = false;       // single producer
+  bool sc_ = false;       // single consumer
+  bool mb_ = false;       // membarrier usable: takers store `taken` without a locked instruction
+  bool asym_ = false;     // sp_ or sc_, with membarrier: owners advance with plain stores
+  bool lean_sc_ = false;  // sc_ && asym_: take()'s lean path
   detail::EventCount data_ev_;
   detail::EventCount space_ev_;
   Cursor strong_pos_[kMaxStrongObservers];
@@ -718,6 +741,7 @@ OQueue<T>::OQueue(std::string name, size_t capacity, QueueOptions options)
     : sp_(options.single_producer), sc_(options.single_consumer), name_(std::move(name)) {
   mb_ = detail::asymmetric_barrier_enabled();
   asym_ = (sp_ || sc_) && mb_;
+  lean_sc_ = sc_ && asym_;
   if (capacity == 0)
     capacity = detail::default_capacity();
   SLUICE_ASSERT(capacity <= kMaxCapacity, "OQueue capacity above kMaxCapacity");
@@ -851,13 +875,14 @@ template <typename T>
   if (cfg == p.fast_cfg_) [[likely]] {
     // put_main_single() for its common case (fast_cfg_ implies sp_ and asym_). Only this
     // producer writes the main ring's seq words, so the previous lap's occupant is published
-    // (I1 b); the cached limit or the slot gate (consumers only; t ≥ limit_ ≥ cap_ there) is
-    // (I1 a). The claim is advance_owned()'s plain store.
+    // (I1 b); the slot gate (consumers only) or, on the group's first lap, the cached limit is
+    // (I1 a); the slot gate comes first because it is what every later lap takes. The claim is
+    // advance_owned()'s plain store; the capture is counted by head_ (see HandleCounters).
     const uint64_t t = head_.value.load(std::memory_order_relaxed);
     Slot& s = slot(t);
-    if (t < p.limit_ || s.taken.load(std::memory_order_acquire) == t - cap_ + 1) [[likely]] {
+    if (s.taken.load(std::memory_order_acquire) == t - cap_ + 1 || t < p.limit_) [[likely]] {
       head_.value.store(t + 1, std::memory_order_release);
-      detail::light_barrier();
+      detail::light_barrier_between(head_.value, config_);
       const uint64_t after = config_.load(std::memory_order_seq_cst);
       if (after == cfg) [[likely]] {
         store_payload(s, v);
@@ -865,7 +890,6 @@ template <typename T>
       } else {
         finish_single(p, v, t, after);
       }
-      bump(p.c_->captures);
       return true;
     }
   }
@@ -873,8 +897,7 @@ template <typename T>
 }
 
 template <typename T>
-bool OQueue<T>::capture(Producer& p, const T& v, uint64_t cfg, const Deadline* deadline,
-                        bool try_only) {
+bool OQueue<T>::capture(Producer& p, In v, uint64_t cfg, const Deadline* deadline, bool try_only) {
   bool to_ring = (cfg & (kConsumers | kStrongAll)) != 0;
   bool to_history = (cfg & kWeakAll) != 0;
   if ((cfg & (kStrongFiltered | kWeakFiltered)) != 0) [[unlikely]] {
@@ -899,7 +922,8 @@ bool OQueue<T>::capture(Producer& p, const T& v, uint64_t cfg, const Deadline* d
     else
       put_history(p, v);
   }
-  bump(p.c_->captures);
+  if (!(sp_ && to_ring))  // a single producer's ring captures are counted by head_
+    bump(p.c_->captures);
   return true;
 }
 
@@ -995,7 +1019,7 @@ template <typename T>
         return false;
     }
   }
-  const uint64_t cfg = advance_owned(head_, t + 1);
+  const uint64_t cfg = advance_owned(head_, t + 1, asym_);
   // Same generation: the limit checked above still holds (and only we write slots).
   if ((cfg >> kGenShift) != p.gen_) [[unlikely]] {
     finish_single(p, v, t, cfg);
@@ -1012,7 +1036,7 @@ template <typename T>
 // Publishes ticket t, already claimed by the single producer, when the config read after the
 // claim (`cfg`) differs from the one its gate was checked under.
 template <typename T>
-void OQueue<T>::finish_single(Producer& p, const T& v, uint64_t t, uint64_t cfg) {
+void OQueue<T>::finish_single(Producer& p, In v, uint64_t t, uint64_t cfg) {
   if ((cfg >> kGenShift) != p.gen_ && (refresh_gate(p, cfg), !space_for(p, t))) {
     // A consumer group or strong observer attached since the check (I4: publish anyway).
     wait_loop(
@@ -1102,7 +1126,7 @@ bool OQueue<T>::write_history_slot(Slot& s, uint64_t done, const T& v) {
 template <typename T>
 [[gnu::always_inline]] inline std::optional<T> OQueue<T>::try_take_impl(Consumer& c) {
   if (sc_)
-    return try_take_single(c);
+    return try_take_single(asym_);
   uint64_t t = tail_.value.load(std::memory_order_relaxed);
   for (;;) {
     Slot& s = slot(t);
@@ -1125,19 +1149,19 @@ template <typename T>
 
 // Single consumer: tail_ is ours and nobody can lap it, so a slot that is not t + 1 is empty.
 template <typename T>
-[[gnu::always_inline]] inline std::optional<T> OQueue<T>::try_take_single(Consumer& c) {
+[[gnu::always_inline]] inline std::optional<T> OQueue<T>::try_take_single(bool asym) {
   const uint64_t t = tail_.value.load(std::memory_order_relaxed);
   Slot& s = slot(t);
-  if (s.seq.load(std::memory_order_acquire) != t + 1)
+  if (s.seq.load(std::memory_order_acquire) != t + 1) [[unlikely]]
     return std::nullopt;
   T v = load_payload(s);
-  // `taken` before the advance: the barrier in advance_owned() orders it before the config load
-  // (the producers' gate reads `taken`; see "Consumer gate").
+  // `taken` before the advance: the release store of tail_ keeps it there, and the barrier in
+  // advance_owned() orders both before the config load (the producers' gate reads `taken`; see
+  // "Consumer gate"). The take is counted by tail_ (see HandleCounters).
   s.taken.store(t + 1, std::memory_order_release);
-  const uint64_t cfg = advance_owned(tail_, t + 1);
-  if (cfg & kSpaceSleepers)
+  const uint64_t cfg = advance_owned(tail_, t + 1, asym);
+  if (cfg & kSpaceSleepers) [[unlikely]]
     notify_after_owned(tail_, space_ev_);
-  bump(c.c_->takes);
   return v;
 }
 
@@ -1149,7 +1173,7 @@ template <typename T>
 inline void OQueue<T>::finish_take(Slot& s, uint64_t t) {
   if (mb_) {
     s.taken.store(t + 1, std::memory_order_release);
-    detail::light_barrier();
+    detail::light_barrier_between(s.taken, config_);
     if (config_.load(std::memory_order_seq_cst) & kSpaceSleepers) [[unlikely]] {
       s.taken.fetch_add(0, std::memory_order_seq_cst);
       detail::notify_if_sleeping(space_ev_);
@@ -1166,8 +1190,15 @@ inline void OQueue<T>::finish_take(Slot& s, uint64_t t) {
 // why try_take and take_until copy first.
 template <typename T>
 [[gnu::always_inline]] inline T OQueue<T>::take_blocking(Consumer& c) {
+  // Likely: the lean single-consumer path (one flag for sc_ && asym_) is the one an extra taken
+  // branch or test would show in; the claiming path below pays a locked instruction anyway.
+  if (lean_sc_) [[likely]] {
+    if (std::optional<T> v = try_take_single(true)) [[likely]]
+      return *v;
+    return *take_impl(c, nullptr);
+  }
   if (sc_) {
-    if (std::optional<T> v = try_take_single(c)) [[likely]]
+    if (std::optional<T> v = try_take_single(false)) [[likely]]
       return *v;
     return *take_impl(c, nullptr);
   }
@@ -1310,7 +1341,7 @@ void OQueue<T>::publish_config_locked() {
   const uint64_t gen = (config_.load(std::memory_order_relaxed) >> kGenShift) + 1;
   config_.store((gen << kGenShift) | flags, std::memory_order_seq_cst);
   if (mb_)
-    detail::heavy_barrier();  // pairs with light_barrier() in advance_owned() and finish_take()
+    detail::heavy_barrier();  // pairs with the light barriers in advance_owned() and finish_take()
 }
 
 template <typename T>
@@ -1325,6 +1356,11 @@ Result<typename OQueue<T>::Producer> OQueue<T>::try_attach_producer(WaitPolicy p
   p.q_ = this;
   p.c_ = new_counters_locked();
   p.policy_ = policy;
+  if (sp_) {
+    // head_ is still: no other producer is attached.
+    p.c_->counting_cursor = &head_.value;
+    p.c_->cursor_at_attach = head_.value.load(std::memory_order_relaxed);
+  }
   ++producers_;
   if (policy == WaitPolicy::kBlock && space_blockers_++ == 0)
     publish_config_locked();
@@ -1371,6 +1407,11 @@ Result<typename OQueue<T>::Consumer> OQueue<T>::try_attach_consumer(WaitPolicy p
     const uint64_t start = head_.value.load(std::memory_order_seq_cst);
     consumer_start_.store(start, std::memory_order_seq_cst);
     tail_.value.store(start, std::memory_order_seq_cst);
+    if (sc_) {
+      c.c_->counting_cursor = &tail_.value;
+      c.c_->cursor_at_attach = start;
+      c.c_->cursor_counts_takes = true;
+    }
   } else if (policy == WaitPolicy::kBlock && data_blockers_ == 1) {
     publish_config_locked();
   }

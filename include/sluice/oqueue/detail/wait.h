@@ -106,6 +106,13 @@ class SpinBudget {
 inline void light_barrier() noexcept {
   std::atomic_signal_fence(std::memory_order_seq_cst);
 }
+// The same compiler-only barrier narrowed to two objects: the store to `stored` is emitted before
+// it and the load of `loaded` after it, while everything else the caller holds in registers
+// (the message, the ring's address) stays there instead of being reloaded.
+template <typename Stored, typename Loaded>
+inline void light_barrier_between(const Stored& stored, Loaded& loaded) noexcept {
+  asm volatile("" : "+m"(loaded) : "m"(stored));
+}
 // True when the kernel offers private expedited membarrier (registered once per process) and
 // the knob `oqueue.membarrier` is true. Queues read it at construction; false makes them fall
 // back to a locked read-modify-write on the hot path.

@@ -135,8 +135,9 @@ inline constexpr size_t kMaxHistory = size_t{1} << 24;
 // generation.
 // Space sleepers pair with `taken` as with an owned cursor ("Single-owner cursors"): with
 // membarrier, a taker stores it, compiler barrier, loads config and, when kBlock producers are
-// attached, does a locked RMW on it before checking sleepers; every config publication is
-// followed by the heavy barrier. Without membarrier the store is a seq_cst exchange.
+// attached, checks sleepers (a sleeping producer called the heavy barrier; see "Waiting"); every
+// config publication is followed by the heavy barrier. Without membarrier the store is a seq_cst
+// exchange.
 //
 // Configuration word (config_): flags (who is attached, filters, blocking waiters) in the low
 // byte, a generation above. Producers read it once at the top of put: no capture flag → return.
@@ -161,6 +162,15 @@ inline constexpr size_t kMaxHistory = size_t{1} << 24;
 // when kSpaceSleepers is set — the same Dekker pairing; consumers mark `taken` as described
 // under "Consumer gate". Only when a kBlock handle is attached do the other side's operations
 // pay the extra load.
+// Asymmetric sleepers: with membarrier, a waiter calls the heavy barrier between its sleepers
+// increment and its re-check, and the other side pairs with it using only a compiler barrier:
+// a single owner's cursor store, a consumer's `taken` store and a strong observer's release
+// store of its position are each followed by the config load and, when the config names
+// sleepers, the sleepers load. The heavy barrier splits the advancing thread at a point P: if
+// its store precedes P the waiter's re-check sees it; otherwise its sleepers load follows P and
+// sees the increment, which the waiter made before the call. So an advance pays no locked
+// instruction even while kBlock handles are attached; each sleep pays one membarrier, next to
+// the futex calls it already makes.
 //
 // Single-owner cursors (QueueOptions::single_producer / single_consumer). The one producer owns
 // head_ and the one consumer tail_ (attach refuses a second; serial reuse is ordered by mu_).
@@ -184,13 +194,12 @@ inline constexpr size_t kMaxHistory = size_t{1} << 24;
 //     config load, so a ticket claimed across the attach waits like a seq_cst claim would (I4).
 //   * Data sleepers (single producer): a kBlock consumer or strong observer sets kDataSleepers
 //     with a publication. If the producer's config load lacked it, (a) holds and the waiter's
-//     head_ re-check sees the claim. If it has it, the producer, after publishing the slot, does
-//     a locked RMW on head_ (fetch_add 0, seq_cst) and then loads sleepers: with the waiter's
-//     seq_cst sleepers increment and head_ re-check, that is the Dekker pairing of "Waiting".
+//     head_ re-check sees the claim. If it has it, the producer, after publishing the slot,
+//     loads sleepers: with the waiter's heavy barrier between its sleepers increment and its
+//     head_ re-check, that is the asymmetric pairing of "Waiting".
 //   * Space sleepers (single consumer, and every consumer's `taken` store): the same with the
 //     slot's taken word (stored before tail_), kSpaceSleepers and kBlock producers.
-//   So the locked RMW is paid only while a kBlock handle on the other side is attached, and a
-//   spinning or yielding waiter never causes one.
+//   So no advance pays a locked instruction; a kBlock waiter pays a membarrier when it sleeps.
 // Fallback: without membarrier (old kernel, seccomp, or the knob oqueue.membarrier false when
 // the queue was built) the owner advances with a seq_cst exchange instead; the arguments above
 // then hold as for the MPMC RMWs. Single-producer history writes use the MPMC CAS protocol then.
@@ -476,6 +485,16 @@ class OQueue {
       detail::notify_if_sleeping(space_ev_);
     }
   }
+  // A strong observer moves its gate: paired like an owner's advance (see "Waiting").
+  void advance_gate(Cursor& c, uint64_t v) {
+    if (mb_) {
+      c.value.store(v, std::memory_order_release);
+      detail::light_barrier_between(c.value, config_);
+    } else {
+      c.value.store(v, std::memory_order_seq_cst);
+    }
+    after_gate_advance();
+  }
   // Advances a cursor only its owner writes (single modes): see "Single-owner cursors". Returns
   // the config read after the advance.
   uint64_t advance_owned(Cursor& c, uint64_t v, bool asym) {
@@ -486,14 +505,6 @@ class OQueue {
       c.value.exchange(v, std::memory_order_seq_cst);
     }
     return config_.load(std::memory_order_seq_cst);
-  }
-  // After an owner's advance of `c`, when the config read after it says kBlock handles on the
-  // other side may sleep: the StoreLoad barrier the Dekker pairing needs (a locked RMW that
-  // reads our own store back; the fallback's exchange already was one), then the sleeper check.
-  void notify_after_owned(Cursor& c, detail::EventCount& ev) {
-    if (asym_)
-      c.value.fetch_add(0, std::memory_order_seq_cst);
-    detail::notify_if_sleeping(ev);
   }
 
   // Attach bookkeeping; all REQUIRE mu_.
@@ -842,9 +853,12 @@ bool OQueue<T>::wait_blocking(detail::EventCount& ev, const Deadline* deadline,
       return true;
     if (deadline != nullptr && Clock::now() >= *deadline)
       return try_once();
-    // Announce, re-check, sleep.
+    // Announce, re-check, sleep. With membarrier the waiter pays the heavy barrier here, once
+    // per sleep, so that the other side's advances need no locked instruction (see "Waiting").
     const uint32_t epoch = ev.epoch.load(std::memory_order_seq_cst);
     ev.sleepers.fetch_add(1, std::memory_order_seq_cst);
+    if (mb_)
+      detail::heavy_barrier();
     const Sleep how = classify();
     if (how != Sleep::kRetry) {
       if (how == Sleep::kShort) {
@@ -1029,7 +1043,7 @@ template <typename T>
   store_payload(s, v);
   s.seq.store(t + 1, std::memory_order_release);
   if (cfg & kDataSleepers)
-    notify_after_owned(head_, data_ev_);
+    detail::notify_if_sleeping(data_ev_);
   return true;
 }
 
@@ -1051,7 +1065,7 @@ void OQueue<T>::finish_single(Producer& p, In v, uint64_t t, uint64_t cfg) {
   store_payload(s, v);
   s.seq.store(t + 1, std::memory_order_release);
   if (cfg & kDataSleepers)
-    notify_after_owned(head_, data_ev_);
+    detail::notify_if_sleeping(data_ev_);
 }
 
 // Single producer with the asymmetric barrier: hist_head_ and the slot versions are ours; the
@@ -1161,23 +1175,21 @@ template <typename T>
   s.taken.store(t + 1, std::memory_order_release);
   const uint64_t cfg = advance_owned(tail_, t + 1, asym);
   if (cfg & kSpaceSleepers) [[unlikely]]
-    notify_after_owned(tail_, space_ev_);
+    detail::notify_if_sleeping(space_ev_);
   return v;
 }
 
 // Marks ticket t, just copied out of `s` by the consumer that claimed it, as taken: the
 // producers' consumer gate (see "Consumer gate"). Paired like an owner's advance: with
-// membarrier, a release store, a compiler barrier and the config load, and a locked RMW before
-// the sleeper check only while kBlock producers are attached; without, a seq_cst exchange.
+// membarrier, a release store, a compiler barrier, the config load and, while kBlock producers
+// are attached, the sleeper check; without, a seq_cst exchange.
 template <typename T>
 inline void OQueue<T>::finish_take(Slot& s, uint64_t t) {
   if (mb_) {
     s.taken.store(t + 1, std::memory_order_release);
     detail::light_barrier_between(s.taken, config_);
-    if (config_.load(std::memory_order_seq_cst) & kSpaceSleepers) [[unlikely]] {
-      s.taken.fetch_add(0, std::memory_order_seq_cst);
+    if (config_.load(std::memory_order_seq_cst) & kSpaceSleepers) [[unlikely]]
       detail::notify_if_sleeping(space_ev_);
-    }
     return;
   }
   s.taken.exchange(t + 1, std::memory_order_seq_cst);
@@ -1252,8 +1264,7 @@ template <typename T>
       return std::nullopt;
     T v = load_payload(s);
     o.pos_ = p + 1;
-    strong_pos_[o.index_].value.store(p + 1, std::memory_order_seq_cst);
-    after_gate_advance();
+    advance_gate(strong_pos_[o.index_], p + 1);
     if (o.filter_ != nullptr && !o.filter_(v, o.arg_))
       continue;  // captured for someone else
     bump(o.c_->observes);

@@ -401,8 +401,8 @@ class OQueue {
     p.gen_ = cfg >> kGenShift;
     p.slot_gate_ = (cfg & kConsumers) != 0;
     // The lean path of put_impl() covers the one common shape: an owned head_ with the
-    // asymmetric barrier, consumers and nothing else attached.
-    p.fast_cfg_ = (asym_ && sp_ && (cfg & 0xff) == kConsumers) ? cfg : kNoFastPath;
+    // asymmetric barrier, consumers and nothing else attached (blocking handles or not).
+    p.fast_cfg_ = (asym_ && sp_ && (cfg & kCaptureMask) == kConsumers) ? cfg : kNoFastPath;
   }
   // Whether the gates let `t` be written (I1 a): below the cached limit, or the consumer group
   // took ticket t - cap, as the slot's own `taken` word says, and the strong observers are past
@@ -901,6 +901,8 @@ template <typename T>
       if (after == cfg) [[likely]] {
         store_payload(s, v);
         s.seq.store(t + 1, std::memory_order_release);
+        if (cfg & kDataSleepers)  // paired with the sleeper's membarrier (see "Waiting")
+          detail::notify_if_sleeping(data_ev_);
       } else {
         finish_single(p, v, t, after);
       }

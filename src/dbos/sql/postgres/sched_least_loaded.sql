@@ -16,12 +16,26 @@ BEGIN
   IF wid IS NULL THEN
     RETURN;
   END IF;
-  INSERT INTO task AS t (task_id, p_key, worker_id, state, priority, scheduler, payload,
-                         created_us, assigned_us)
-  VALUES (coalesce(dbos_sched_least_loaded.task_id,
-                   nextval(pg_get_serial_sequence('task', 'task_id'))),
-          dbos_sched_least_loaded.p_key, wid, 'running', dbos_sched_least_loaded.priority,
-          dbos_sched_least_loaded.scheduler, dbos_sched_least_loaded.payload, now_us, now_us)
-  RETURNING t.task_id INTO tid;
-  RETURN QUERY SELECT tid, dbos_sched_least_loaded.p_key, wid;
+  -- Two INSERTs rather than coalesce(task_id, nextval(pg_get_serial_sequence(…))), which
+  -- looked the sequence up in the catalogs on every call.
+  IF dbos_sched_least_loaded.task_id IS NULL THEN
+    INSERT INTO task AS t (p_key, worker_id, state, priority, scheduler, payload, created_us,
+                           assigned_us)
+    VALUES (dbos_sched_least_loaded.p_key, wid, 'running',
+            dbos_sched_least_loaded.priority, dbos_sched_least_loaded.scheduler,
+            dbos_sched_least_loaded.payload, now_us, now_us)
+    RETURNING t.task_id INTO tid;
+  ELSE
+    INSERT INTO task AS t (task_id, p_key, worker_id, state, priority, scheduler, payload,
+                           created_us, assigned_us)
+    VALUES (dbos_sched_least_loaded.task_id, dbos_sched_least_loaded.p_key, wid, 'running',
+            dbos_sched_least_loaded.priority, dbos_sched_least_loaded.scheduler,
+            dbos_sched_least_loaded.payload, now_us, now_us)
+    RETURNING t.task_id INTO tid;
+  END IF;
+  -- The OUT parameters and RETURN NEXT: RETURN QUERY ran a whole query for one row.
+  out_task_id := tid;
+  out_p_key := dbos_sched_least_loaded.p_key;
+  out_worker_id := wid;
+  RETURN NEXT;
 END $$;

@@ -17,14 +17,30 @@ BEGIN
                        WHERE w2.p_key = dbos_sched_locality.p_key AND w2.unused_capacity > 0
                        LIMIT 1 FOR UPDATE SKIP LOCKED)
   RETURNING w.worker_id INTO wid;
-  INSERT INTO task AS t (task_id, p_key, worker_id, state, priority, scheduler, payload,
-                         created_us, assigned_us)
-  VALUES (coalesce(dbos_sched_locality.task_id,
-                   nextval(pg_get_serial_sequence('task', 'task_id'))),
-          dbos_sched_locality.p_key, wid,
-          CASE WHEN wid IS NULL THEN 'deferred' ELSE 'running' END,
-          dbos_sched_locality.priority, dbos_sched_locality.scheduler,
-          dbos_sched_locality.payload, now_us, CASE WHEN wid IS NULL THEN NULL ELSE now_us END)
-  RETURNING t.task_id INTO tid;
-  RETURN QUERY SELECT tid, dbos_sched_locality.p_key, wid;
+  -- Two INSERTs rather than coalesce(task_id, nextval(pg_get_serial_sequence(…))), which
+  -- looked the sequence up in the catalogs on every call.
+  IF dbos_sched_locality.task_id IS NULL THEN
+    INSERT INTO task AS t (p_key, worker_id, state, priority, scheduler, payload, created_us,
+                           assigned_us)
+    VALUES (dbos_sched_locality.p_key, wid,
+            CASE WHEN wid IS NULL THEN 'deferred' ELSE 'running' END,
+            dbos_sched_locality.priority, dbos_sched_locality.scheduler,
+            dbos_sched_locality.payload, now_us,
+            CASE WHEN wid IS NULL THEN NULL ELSE now_us END)
+    RETURNING t.task_id INTO tid;
+  ELSE
+    INSERT INTO task AS t (task_id, p_key, worker_id, state, priority, scheduler, payload,
+                           created_us, assigned_us)
+    VALUES (dbos_sched_locality.task_id, dbos_sched_locality.p_key, wid,
+            CASE WHEN wid IS NULL THEN 'deferred' ELSE 'running' END,
+            dbos_sched_locality.priority, dbos_sched_locality.scheduler,
+            dbos_sched_locality.payload, now_us,
+            CASE WHEN wid IS NULL THEN NULL ELSE now_us END)
+    RETURNING t.task_id INTO tid;
+  END IF;
+  -- The OUT parameters and RETURN NEXT: RETURN QUERY ran a whole query for one row.
+  out_task_id := tid;
+  out_p_key := dbos_sched_locality.p_key;
+  out_worker_id := wid;
+  RETURN NEXT;
 END $$;

@@ -1,5 +1,7 @@
 -- The services as PL/pgSQL functions dbos_<procedure>, called with named arguments. Each returns
--- the same columns, in the same order, as the SQLite procedure of that name.
+-- the same columns, in the same order, as the SQLite procedure of that name. A function that
+-- returns one row sets its OUT parameters and calls RETURN NEXT: RETURN QUERY SELECT would run a
+-- whole query for that row.
 
 CREATE OR REPLACE FUNCTION dbos_worker_upsert(worker_id bigint, p_key bigint, capacity bigint,
     now_us bigint DEFAULT 0)
@@ -19,7 +21,8 @@ BEGIN
                         p_key = dbos_worker_upsert.p_key
     WHERE w.worker_id = dbos_worker_upsert.worker_id;
   END IF;
-  RETURN QUERY SELECT b;
+  out_busy := b;
+  RETURN NEXT;
 END $$;
 
 CREATE OR REPLACE FUNCTION dbos_worker_remove(worker_id bigint, now_us bigint DEFAULT 0)
@@ -32,7 +35,8 @@ BEGIN
   IF b = 0 THEN
     DELETE FROM worker w WHERE w.worker_id = dbos_worker_remove.worker_id;
   END IF;
-  RETURN QUERY SELECT b;
+  out_busy := b;
+  RETURN NEXT;
 END $$;
 
 -- Finish a running task; the oldest deferred task of its partition takes the freed unit, else the
@@ -49,7 +53,11 @@ BEGIN
   SELECT t.state, t.worker_id, t.p_key INTO st, wid, pk FROM task t
   WHERE t.task_id = dbos_task_complete.task_id FOR UPDATE;
   IF st IS NULL OR st <> 'running' THEN
-    RETURN QUERY SELECT st, NULL::bigint, wid, pk;
+    out_state := st;
+    out_next_task := NULL::bigint;
+    out_worker_id := wid;
+    out_p_key := pk;
+    RETURN NEXT;
     RETURN;
   END IF;
   PERFORM pg_advisory_xact_lock(7301, pk::int);
@@ -63,7 +71,11 @@ BEGIN
   ELSE
     UPDATE worker w SET unused_capacity = w.unused_capacity + 1 WHERE w.worker_id = wid;
   END IF;
-  RETURN QUERY SELECT st, nxt, wid, pk;
+  out_state := st;
+  out_next_task := nxt;
+  out_worker_id := wid;
+  out_p_key := pk;
+  RETURN NEXT;
 END $$;
 
 CREATE OR REPLACE FUNCTION dbos_endpoint_create(endpoint_id bigint, name text DEFAULT NULL,
@@ -73,7 +85,8 @@ BEGIN
   INSERT INTO endpoint AS e (endpoint_id, name, created_us)
   VALUES (dbos_endpoint_create.endpoint_id, dbos_endpoint_create.name, now_us)
   ON CONFLICT ON CONSTRAINT endpoint_pkey DO UPDATE SET name = coalesce(excluded.name, e.name);
-  RETURN QUERY SELECT 1::bigint;
+  out_ok := 1::bigint;
+  RETURN NEXT;
 END $$;
 
 CREATE OR REPLACE FUNCTION dbos_endpoint_known(endpoint_id bigint, now_us bigint DEFAULT 0)
@@ -107,7 +120,8 @@ DECLARE
   problem text := dbos_endpoint_problem(dbos_send.sender_id, dbos_send.receiver_id);
 BEGIN
   IF problem IS NOT NULL THEN
-    RETURN QUERY SELECT problem;
+    out_outcome := problem;
+    RETURN NEXT;
     RETURN;
   END IF;
   INSERT INTO channel AS c (sender_id, receiver_id, last_sent_id)
@@ -115,14 +129,16 @@ BEGIN
   ON CONFLICT ON CONSTRAINT channel_pkey DO UPDATE SET last_sent_id = excluded.last_sent_id
   WHERE excluded.last_sent_id > c.last_sent_id;
   IF NOT FOUND THEN
-    RETURN QUERY SELECT 'duplicate';
+    out_outcome := 'duplicate';
+    RETURN NEXT;
     RETURN;
   END IF;
   INSERT INTO message (receiver_id, sender_id, message_id, data, sent_us)
   VALUES (dbos_send.receiver_id, dbos_send.sender_id, dbos_send.message_id, dbos_send.data,
           now_us);
   PERFORM pg_notify('dbos_rx_' || dbos_send.receiver_id::text, '');
-  RETURN QUERY SELECT 'sent';
+  out_outcome := 'sent';
+  RETURN NEXT;
 END $$;
 
 -- Messages first_id, first_id + 1, … to one receiver in one call (one round trip for the
@@ -138,7 +154,8 @@ DECLARE
   problem text := dbos_endpoint_problem(dbos_send_batch.sender_id, dbos_send_batch.receiver_id);
 BEGIN
   IF problem IS NOT NULL THEN
-    RETURN QUERY SELECT problem;
+    out_outcome := problem;
+    RETURN NEXT;
     RETURN;
   END IF;
   INSERT INTO channel AS c (sender_id, receiver_id, last_sent_id)
@@ -146,7 +163,8 @@ BEGIN
   ON CONFLICT ON CONSTRAINT channel_pkey DO UPDATE SET last_sent_id = excluded.last_sent_id
   WHERE c.last_sent_id < dbos_send_batch.first_id;
   IF NOT FOUND THEN
-    RETURN QUERY SELECT 'duplicate';
+    out_outcome := 'duplicate';
+    RETURN NEXT;
     RETURN;
   END IF;
   FOR p IN SELECT e.pos, (e.elem->>0)::int AS off, (e.elem->>1)::int AS len
@@ -157,7 +175,8 @@ BEGIN
             substring(data FROM p.off FOR p.len), now_us);
   END LOOP;
   PERFORM pg_notify('dbos_rx_' || dbos_send_batch.receiver_id::text, '');
-  RETURN QUERY SELECT 'sent';
+  out_outcome := 'sent';
+  RETURN NEXT;
 END $$;
 
 -- One message to several receivers in one call: `targets` is a JSON array of [receiver_id,
@@ -173,7 +192,9 @@ DECLARE
   bad bigint;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = dbos_multicast.sender_id) THEN
-    RETURN QUERY SELECT 'unknown sender', NULL::bigint;
+    out_outcome := 'unknown sender';
+    out_receiver_id := NULL::bigint;
+    RETURN NEXT;
     RETURN;
   END IF;
   SELECT (x.elem->>0)::bigint INTO bad
@@ -181,7 +202,9 @@ BEGIN
   WHERE NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = (x.elem->>0)::bigint)
   ORDER BY x.pos LIMIT 1;
   IF bad IS NOT NULL THEN
-    RETURN QUERY SELECT 'unknown receiver', bad;
+    out_outcome := 'unknown receiver';
+    out_receiver_id := bad;
+    RETURN NEXT;
     RETURN;
   END IF;
   SELECT c.receiver_id INTO bad
@@ -191,7 +214,9 @@ BEGIN
   WHERE c.last_sent_id >= (x.elem->>1)::bigint
   ORDER BY x.pos LIMIT 1;
   IF bad IS NOT NULL THEN
-    RETURN QUERY SELECT 'duplicate', bad;
+    out_outcome := 'duplicate';
+    out_receiver_id := bad;
+    RETURN NEXT;
     RETURN;
   END IF;
   FOR t IN SELECT (x.elem->>0)::bigint AS rid, (x.elem->>1)::bigint AS mid
@@ -209,7 +234,9 @@ BEGIN
     VALUES (t.rid, dbos_multicast.sender_id, t.mid, data, now_us);
     PERFORM pg_notify('dbos_rx_' || t.rid::text, '');
   END LOOP;
-  RETURN QUERY SELECT 'sent', NULL::bigint;
+  out_outcome := 'sent';
+  out_receiver_id := NULL::bigint;
+  RETURN NEXT;
 END $$;
 
 -- The receiver's oldest messages, deleted as they are taken (exactly once).

@@ -671,39 +671,49 @@ TEST_P(SingleModeTest, ConsumedSlotsDoNotOpenTheGateForALaterStrongObserver) {
 // must notice every later attach and detach at its next put: history, observers and the
 // unheard count each see exactly the messages of their time.
 TEST_P(SingleModeTest, EachPutFollowsTheAttachmentsOfItsMoment) {
-  OQueue<int> q("single.shapes", 4, options());
-  auto p = q.attach_producer(WaitPolicy::kSpin);
-  auto c = q.attach_consumer(WaitPolicy::kSpin);
-  int next = 0;
-  auto round = [&](int n) {
-    for (int i = 0; i < n; ++i) {
-      ASSERT_TRUE(p.try_put(next));
-      ASSERT_EQ(c.take(), next);
-      ++next;
-    }
-  };
-  round(9);  // more than two laps: the cached limit runs out and the slot gate opens it
-  auto w = q.attach_weak_observer(4);
-  round(3);
-  EXPECT_EQ(w.history(4), (std::vector<int>{9, 10, 11}));
-  w.detach();
-  round(2);
-  auto s = q.attach_strong_observer(WaitPolicy::kSpin);
-  round(1);
-  EXPECT_EQ(s.strong_observe(), 14);
-  EXPECT_FALSE(s.try_strong_observe().has_value());
-  s.detach();
-  round(5);
-  c.detach();
-  ASSERT_TRUE(p.try_put(100));  // nobody attached: unheard, nothing kept
-  c = q.attach_consumer(WaitPolicy::kSpin);
-  EXPECT_FALSE(c.try_take().has_value());
-  round(2);
-  const QueueStats st = q.stats();
-  EXPECT_EQ(st.puts, 23u);
-  EXPECT_EQ(st.captures, 22u);
-  EXPECT_EQ(st.takes, 22u);
-  EXPECT_EQ(st.observes, 1u);
+  // Both forms: put() takes the lean paths (single and shared head_), try_put() does not.
+  for (const bool blocking_put : {false, true}) {
+    SCOPED_TRACE(blocking_put ? "put()" : "try_put()");
+    OQueue<int> q("single.shapes", 4, options());
+    auto p = q.attach_producer(WaitPolicy::kSpin);
+    auto c = q.attach_consumer(WaitPolicy::kSpin);
+    auto put = [&](int v) {
+      if (!blocking_put)
+        return p.try_put(v);
+      p.put(v);
+      return true;
+    };
+    int next = 0;
+    auto round = [&](int n) {
+      for (int i = 0; i < n; ++i) {
+        ASSERT_TRUE(put(next));
+        ASSERT_EQ(c.take(), next);
+        ++next;
+      }
+    };
+    round(9);  // more than two laps: the cached limit runs out and the slot gate opens it
+    auto w = q.attach_weak_observer(4);
+    round(3);
+    EXPECT_EQ(w.history(4), (std::vector<int>{9, 10, 11}));
+    w.detach();
+    round(2);
+    auto s = q.attach_strong_observer(WaitPolicy::kSpin);
+    round(1);
+    EXPECT_EQ(s.strong_observe(), 14);
+    EXPECT_FALSE(s.try_strong_observe().has_value());
+    s.detach();
+    round(5);
+    c.detach();
+    ASSERT_TRUE(put(100));  // nobody attached: unheard, nothing kept
+    c = q.attach_consumer(WaitPolicy::kSpin);
+    EXPECT_FALSE(c.try_take().has_value());
+    round(2);
+    const QueueStats st = q.stats();
+    EXPECT_EQ(st.puts, 23u);
+    EXPECT_EQ(st.captures, 22u);
+    EXPECT_EQ(st.takes, 22u);
+    EXPECT_EQ(st.observes, 1u);
+  }
 }
 
 TEST_P(SingleModeTest, SecondProducerOrConsumerIsRefusedAndSerialReuseWorks) {

@@ -400,9 +400,12 @@ class OQueue {
     p.strong_limit_ = strong == kNoLimit ? kNoLimit : strong + cap_;
     p.gen_ = cfg >> kGenShift;
     p.slot_gate_ = (cfg & kConsumers) != 0;
-    // The lean path of put_impl() covers the one common shape: an owned head_ with the
-    // asymmetric barrier, consumers and nothing else attached (blocking handles or not).
-    p.fast_cfg_ = (asym_ && sp_ && (cfg & kCaptureMask) == kConsumers) ? cfg : kNoFastPath;
+    // The lean paths of put_impl() cover the one common shape: consumers and nothing else
+    // attached (blocking handles or not), with an owned head_ and the asymmetric barrier or
+    // with a shared head_.
+    const bool lean_shape = (cfg & kCaptureMask) == kConsumers;
+    p.fast_cfg_ = (asym_ && sp_ && lean_shape) ? cfg : kNoFastPath;
+    p.fast_shared_cfg_ = (!sp_ && lean_shape) ? cfg : kNoFastPath;
   }
   // Whether the gates let `t` be written (I1 a): below the cached limit, or the consumer group
   // took ticket t - cap, as the slot's own `taken` word says, and the strong observers are past
@@ -465,6 +468,7 @@ class OQueue {
   // `asym`: asym_, passed in so that a caller that already knows it lets the test fold away.
   [[gnu::always_inline]] std::optional<T> try_take_single(bool asym);
   void publish(Producer& p, uint64_t t, const T& v);
+  [[gnu::noinline]] void publish_claimed(Producer& p, uint64_t t, In v);
   bool try_claim(Producer& p, uint64_t* ticket);
   void put_history(Producer& p, const T& v);
   static bool write_history_slot(Slot& s, uint64_t done, const T& v);
@@ -575,9 +579,11 @@ class OQueue<T>::Producer {
       q_ = std::exchange(o.q_, nullptr);
       c_ = std::exchange(o.c_, nullptr);
       limit_ = o.limit_;
+      strong_limit_ = o.strong_limit_;
       gen_ = o.gen_;
       slot_gate_ = o.slot_gate_;
       fast_cfg_ = o.fast_cfg_;
+      fast_shared_cfg_ = o.fast_shared_cfg_;
       policy_ = o.policy_;
     }
     return *this;
@@ -606,6 +612,7 @@ class OQueue<T>::Producer {
   uint64_t gen_ = ~uint64_t{0};      // config generation limit_ was computed under
   bool slot_gate_ = false;           // under gen_, the consumers' `taken` words may open the gate
   uint64_t fast_cfg_ = kNoFastPath;  // the config under which put_impl's lean path is valid
+  uint64_t fast_shared_cfg_ = kNoFastPath;  // … its lean path for a shared head_
   WaitPolicy policy_ = WaitPolicy::kBlock;
 };
 
@@ -887,7 +894,7 @@ template <typename T>
     return true;
   }
   if (cfg == p.fast_cfg_) [[likely]] {
-    // put_main_single() for its common case (fast_cfg_ implies sp_ and asym_). Only this
+    // put_main_single() for its common case (fast_cfg_ with sp_ implies asym_). Only this
     // producer writes the main ring's seq words, so the previous lap's occupant is published
     // (I1 b); the slot gate (consumers only) or, on the group's first lap, the cached limit is
     // (I1 a); the slot gate comes first because it is what every later lap takes. The claim is
@@ -908,6 +915,24 @@ template <typename T>
       }
       return true;
     }
+  }
+  if (cfg == p.fast_shared_cfg_ && !try_only && deadline == nullptr) {
+    // put_main() and publish() for their common case, a blocking put: claim, re-read the
+    // config (same generation: the cached gate holds), and find the slot free (I1).
+    const uint64_t t = head_.value.fetch_add(1, std::memory_order_seq_cst);
+    const uint64_t after = config_.load(std::memory_order_seq_cst);
+    Slot& s = slot(t);
+    if (after == cfg && s.seq.load(std::memory_order_acquire) == prev_seq(t) &&
+        (s.taken.load(std::memory_order_acquire) == t - cap_ + 1 || t < p.limit_)) [[likely]] {
+      store_payload(s, v);
+      s.seq.store(t + 1, std::memory_order_release);
+      if (cfg & kDataSleepers)
+        detail::notify_if_sleeping(data_ev_);
+      bump(p.c_->captures);
+      return true;
+    }
+    publish_claimed(p, t, v);
+    return true;
   }
   return capture(p, v, cfg, deadline, try_only);
 }
@@ -965,6 +990,13 @@ inline void OQueue<T>::publish(Producer& p, uint64_t t, const T& v) {
   s.seq.store(t + 1, std::memory_order_release);
   if (cfg & kDataSleepers)
     detail::notify_if_sleeping(data_ev_);
+}
+
+// The rest of put_impl()'s multi-producer path once it has claimed ticket t.
+template <typename T>
+void OQueue<T>::publish_claimed(Producer& p, uint64_t t, In v) {
+  publish(p, t, v);
+  bump(p.c_->captures);
 }
 
 template <typename T>

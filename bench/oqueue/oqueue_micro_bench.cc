@@ -6,6 +6,8 @@
 //                         for OQueue (MPMC and SPSC mode) and the leanest peers
 //   BM_UnobservedPut      put with only the producer attached: no consumer, no observer, so no
 //                         data is kept (goal: <= 2 ns)
+//   BM_PutTakeObserve<q>  put + take + strong_observe on one thread, one strong observer:
+//                         the cost a strong observer adds per message
 //   BM_PutTake<peer>      put + take on one thread for the peers, for scale (null mode of the
 //                         ping-pong: the queue alone, no second core)
 //
@@ -69,6 +71,28 @@ void BM_UnobservedPut(benchmark::State& state) {
   benchmark::ClobberMemory();
 }
 BENCHMARK(BM_UnobservedPut);
+
+// put + take + strong_observe on one thread, with one strong observer attached: what a strong
+// observer adds to each message when nobody waits, for OQueue in both modes. The argument is
+// the ring length: with 2 (the ping-pong's) the producer's cached gate runs out every second
+// put and it re-reads the observer's position; with 1024 it does so once a lap.
+template <class Adapter>
+void BM_PutTakeObserve(benchmark::State& state) {
+  Adapter q("bench.put_take_observe", static_cast<std::size_t>(state.range(0)));
+  auto producer = q.producer();
+  auto consumer = q.consumer();
+  auto observer = q.strong_observer();
+  std::uint64_t v = 1;
+  for (auto _ : state) {
+    producer.put(v);
+    benchmark::DoNotOptimize(consumer.take());
+    benchmark::DoNotOptimize(observer.observe());
+    ++v;
+  }
+  state.SetLabel(std::string(Adapter::kName));
+}
+BENCHMARK_TEMPLATE(BM_PutTakeObserve, OQueueAdapter<WaitPolicy::kSpin>)->Arg(2)->Arg(1024);
+BENCHMARK_TEMPLATE(BM_PutTakeObserve, OQueueAdapter<WaitPolicy::kSpin, true>)->Arg(2)->Arg(1024);
 
 // put + take on one thread through a ping-pong adapter (ring length 2).
 template <class Adapter>

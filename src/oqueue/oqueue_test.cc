@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -790,6 +791,62 @@ TEST_P(SingleModeTest, StatsCountEachPutAndTakeOnceWhileAttachedAndAfter) {
   p.detach();
   expect(20, 16, 14);
   EXPECT_EQ(q.stats().drops, 0u);
+}
+
+// put() writes inline while consumers and strong observers without filters are attached. Its
+// gate must hold for the slowest of them: a lagging observer stops the producer even though the
+// consumers have taken every slot, and observers that come and go change it at the next put.
+TEST_P(SingleModeTest, LeanPutsWaitForTheSlowestStrongObserver) {
+  OQueue<int> q("single.lean_strong", 4, options());
+  auto p = q.attach_producer(WaitPolicy::kSpin);
+  auto c = q.attach_consumer(WaitPolicy::kSpin);
+  auto s1 = q.attach_strong_observer(WaitPolicy::kSpin);
+  int next = 0;
+  for (; next < 10; ++next) {  // laps past the cached limits
+    p.put(next);
+    EXPECT_EQ(c.take(), next);
+    EXPECT_EQ(s1.strong_observe(), next);
+  }
+  auto s2 = q.attach_strong_observer(WaitPolicy::kSpin);
+  for (int i = 0; i < 4; ++i, ++next) {  // s2 lags: the ring fills up to it
+    p.put(next);
+    EXPECT_EQ(c.take(), next);
+    EXPECT_EQ(s1.strong_observe(), next);
+  }
+  EXPECT_FALSE(p.try_put(next)) << "the second observer has seen none of the last 4";
+  // A put() must wait for s2 as well. If it did not, it would overwrite ticket 10's slot, which
+  // the check below sees however the threads are scheduled.
+  std::atomic<bool> put_done{false};
+  std::thread blocked([&] {
+    p.put(next);
+    put_done.store(true);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(put_done.load()) << "put() passed an observer that had not seen the slot";
+  std::optional<int> first = s2.try_strong_observe();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(*first, 10);
+  blocked.join();
+  for (int i = 1; i < 5; ++i)
+    EXPECT_EQ(s2.strong_observe(), 10 + i);
+  EXPECT_EQ(c.take(), next);
+  EXPECT_EQ(s1.strong_observe(), next);
+  ++next;
+  s1.detach();
+  for (int i = 0; i < 9; ++i, ++next) {
+    p.put(next);
+    EXPECT_EQ(c.take(), next);
+    EXPECT_EQ(s2.strong_observe(), next);
+  }
+  s2.detach();
+  for (int i = 0; i < 9; ++i, ++next) {
+    p.put(next);
+    EXPECT_EQ(c.take(), next);
+  }
+  const QueueStats st = q.stats();
+  EXPECT_EQ(st.captures, 33u);
+  EXPECT_EQ(st.takes, 33u);
+  EXPECT_EQ(st.observes, (10u + 5u) + (5u + 9u));  // s1, s2
 }
 
 TEST_P(SingleModeTest, PlainAttachAbortsWithTheMessage) {

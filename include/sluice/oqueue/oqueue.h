@@ -400,10 +400,12 @@ class OQueue {
     p.strong_limit_ = strong == kNoLimit ? kNoLimit : strong + cap_;
     p.gen_ = cfg >> kGenShift;
     p.slot_gate_ = (cfg & kConsumers) != 0;
-    // The lean paths of put_impl() cover the one common shape: consumers and nothing else
-    // attached (blocking handles or not), with an owned head_ and the asymmetric barrier or
-    // with a shared head_.
-    const bool lean_shape = (cfg & kCaptureMask) == kConsumers;
+    // The lean paths of put_impl() cover the common shapes: consumers and strong observers
+    // that want every message, blocking or not, with an owned head_ and the asymmetric barrier
+    // or with a shared head_.
+    // Consumers, strong observers without filters, or both; no weak observer, no filter.
+    const uint64_t capture = cfg & kCaptureMask;
+    const bool lean_shape = capture != 0 && (capture & ~(kConsumers | kStrongAll)) == 0;
     p.fast_cfg_ = (asym_ && sp_ && lean_shape) ? cfg : kNoFastPath;
     p.fast_shared_cfg_ = (!sp_ && lean_shape) ? cfg : kNoFastPath;
   }
@@ -413,6 +415,13 @@ class OQueue {
   bool gate_open(const Producer& p, uint64_t t) const {
     return t < p.limit_ || (p.slot_gate_ && t < p.strong_limit_ && t >= cap_ &&
                             slot(t).taken.load(std::memory_order_acquire) == t - cap_ + 1);
+  }
+  // gate_open() for the lean paths of put_impl(), the slot gate first: after the first lap it is
+  // the one that opens. Its `taken` word is the consumers' (a stale word from an earlier group
+  // only says that group was done); the strong observers' cached limit still applies.
+  bool lean_gate_open(const Producer& p, const Slot& s, uint64_t t) const {
+    return (s.taken.load(std::memory_order_acquire) == t - cap_ + 1 && t < p.strong_limit_) ||
+           t < p.limit_;
   }
   bool space_for(Producer& p, uint64_t t) const {
     return slot(t).seq.load(std::memory_order_acquire) == prev_seq(t) && gate_open(p, t);
@@ -896,12 +905,11 @@ template <typename T>
   if (cfg == p.fast_cfg_) [[likely]] {
     // put_main_single() for its common case (fast_cfg_ with sp_ implies asym_). Only this
     // producer writes the main ring's seq words, so the previous lap's occupant is published
-    // (I1 b); the slot gate (consumers only) or, on the group's first lap, the cached limit is
-    // (I1 a); the slot gate comes first because it is what every later lap takes. The claim is
-    // advance_owned()'s plain store; the capture is counted by head_ (see HandleCounters).
+    // (I1 b); lean_gate_open() is (I1 a). The claim is advance_owned()'s plain store; the
+    // capture is counted by head_ (see HandleCounters).
     const uint64_t t = head_.value.load(std::memory_order_relaxed);
     Slot& s = slot(t);
-    if (s.taken.load(std::memory_order_acquire) == t - cap_ + 1 || t < p.limit_) [[likely]] {
+    if (lean_gate_open(p, s, t)) [[likely]] {
       head_.value.store(t + 1, std::memory_order_release);
       detail::light_barrier_between(head_.value, config_);
       const uint64_t after = config_.load(std::memory_order_seq_cst);
@@ -923,7 +931,7 @@ template <typename T>
     const uint64_t after = config_.load(std::memory_order_seq_cst);
     Slot& s = slot(t);
     if (after == cfg && s.seq.load(std::memory_order_acquire) == prev_seq(t) &&
-        (s.taken.load(std::memory_order_acquire) == t - cap_ + 1 || t < p.limit_)) [[likely]] {
+        lean_gate_open(p, s, t)) [[likely]] {
       store_payload(s, v);
       s.seq.store(t + 1, std::memory_order_release);
       if (cfg & kDataSleepers)

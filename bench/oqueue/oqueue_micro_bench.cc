@@ -8,6 +8,7 @@
 //                         data is kept (goal: <= 2 ns)
 //   BM_PutTakeObserve<q>  put + take + strong_observe on one thread, one strong observer:
 //                         the cost a strong observer adds per message
+//   BM_PutTakeWeak<q>     put + take on one thread, one weak observer keeping a history of 16
 //   BM_PutTake<peer>      put + take on one thread for the peers, for scale (null mode of the
 //                         ping-pong: the queue alone, no second core)
 //
@@ -93,6 +94,25 @@ void BM_PutTakeObserve(benchmark::State& state) {
 }
 BENCHMARK_TEMPLATE(BM_PutTakeObserve, OQueueAdapter<WaitPolicy::kSpin>)->Arg(2)->Arg(1024);
 BENCHMARK_TEMPLATE(BM_PutTakeObserve, OQueueAdapter<WaitPolicy::kSpin, true>)->Arg(2)->Arg(1024);
+
+// put + take on one thread with one weak observer (history 16) attached and never reading:
+// the cost of keeping the history, per message. Ring length 1024.
+template <class Adapter>
+void BM_PutTakeWeak(benchmark::State& state) {
+  Adapter q("bench.put_take_weak", 1024);
+  auto producer = q.producer();
+  auto consumer = q.consumer();
+  auto weak = q.weak_observer(16);
+  std::uint64_t v = 1;
+  for (auto _ : state) {
+    producer.put(v);
+    benchmark::DoNotOptimize(consumer.take());
+    ++v;
+  }
+  state.SetLabel(std::string(Adapter::kName));
+}
+BENCHMARK_TEMPLATE(BM_PutTakeWeak, OQueueAdapter<WaitPolicy::kSpin>);
+BENCHMARK_TEMPLATE(BM_PutTakeWeak, OQueueAdapter<WaitPolicy::kSpin, true>);
 
 // put + take on one thread through a ping-pong adapter (ring length 2).
 template <class Adapter>

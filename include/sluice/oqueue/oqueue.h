@@ -400,12 +400,14 @@ class OQueue {
     p.strong_limit_ = strong == kNoLimit ? kNoLimit : strong + cap_;
     p.gen_ = cfg >> kGenShift;
     p.slot_gate_ = (cfg & kConsumers) != 0;
-    // The lean paths of put_impl() cover the common shapes: consumers and strong observers
-    // that want every message, blocking or not, with an owned head_ and the asymmetric barrier
-    // or with a shared head_.
-    // Consumers, strong observers without filters, or both; no weak observer, no filter.
+    // The lean paths of put_impl() cover the common shapes: consumers and observers that want
+    // every message, blocking or not, with an owned head_ and the asymmetric barrier or with a
+    // shared head_.
+    // Consumers, strong observers without filters, or both, and weak observers without
+    // filters or none: every message goes to the ring (and the history), none is filtered.
     const uint64_t capture = cfg & kCaptureMask;
-    const bool lean_shape = capture != 0 && (capture & ~(kConsumers | kStrongAll)) == 0;
+    const bool lean_shape = (capture & (kConsumers | kStrongAll)) != 0 &&
+                            (capture & ~(kConsumers | kStrongAll | kWeakAll)) == 0;
     p.fast_cfg_ = (asym_ && sp_ && lean_shape) ? cfg : kNoFastPath;
     p.fast_shared_cfg_ = (!sp_ && lean_shape) ? cfg : kNoFastPath;
   }
@@ -419,9 +421,12 @@ class OQueue {
   // gate_open() for the lean paths of put_impl(), the slot gate first: after the first lap it is
   // the one that opens. Its `taken` word is the consumers' (a stale word from an earlier group
   // only says that group was done); the strong observers' cached limit still applies.
-  bool lean_gate_open(const Producer& p, const Slot& s, uint64_t t) const {
-    return (s.taken.load(std::memory_order_acquire) == t - cap_ + 1 && t < p.strong_limit_) ||
-           t < p.limit_;
+  [[gnu::always_inline]] bool lean_gate_open(const Producer& p, const Slot& s, uint64_t t) const {
+    // Bitwise: one branch for the slot gate, which every lap after the first opens.
+    const bool slot_taken = s.taken.load(std::memory_order_acquire) == t - cap_ + 1;
+    if (slot_taken & (t < p.strong_limit_)) [[likely]]
+      return true;
+    return t < p.limit_;
   }
   bool space_for(Producer& p, uint64_t t) const {
     return slot(t).seq.load(std::memory_order_acquire) == prev_seq(t) && gate_open(p, t);
@@ -472,14 +477,14 @@ class OQueue {
   [[gnu::always_inline]] bool put_main_single(Producer& p, const T& v, const Deadline* deadline,
                                               bool try_only);
   [[gnu::noinline]] void finish_single(Producer& p, In v, uint64_t t, uint64_t cfg);
-  void put_history_single(Producer& p, const T& v);
+  void put_history_single(Producer& p, In v);
   void quiesce_history_writer_locked();
   // `asym`: asym_, passed in so that a caller that already knows it lets the test fold away.
   [[gnu::always_inline]] std::optional<T> try_take_single(bool asym);
   void publish(Producer& p, uint64_t t, const T& v);
   [[gnu::noinline]] void publish_claimed(Producer& p, uint64_t t, In v);
   bool try_claim(Producer& p, uint64_t* ticket);
-  void put_history(Producer& p, const T& v);
+  void put_history(Producer& p, In v);
   static bool write_history_slot(Slot& s, uint64_t done, const T& v);
 
   // Always inlined, like the callers' fast paths: returned out of line, std::optional<T> goes
@@ -916,10 +921,18 @@ template <typename T>
       if (after == cfg) [[likely]] {
         store_payload(s, v);
         s.seq.store(t + 1, std::memory_order_release);
-        if (cfg & kDataSleepers)  // paired with the sleeper's membarrier (see "Waiting")
-          detail::notify_if_sleeping(data_ev_);
+        // One test on the common path for both: blocking handles, and weak observers (as in
+        // capture(), the config read before the claim decides about the history).
+        if (cfg & (kDataSleepers | kWeakAll)) [[unlikely]] {
+          if (cfg & kDataSleepers)  // paired with the sleeper's membarrier (see "Waiting")
+            detail::notify_if_sleeping(data_ev_);
+          if (cfg & kWeakAll)
+            put_history_single(p, v);
+        }
       } else {
         finish_single(p, v, t, after);
+        if (cfg & kWeakAll)
+          put_history_single(p, v);
       }
       return true;
     }
@@ -936,10 +949,12 @@ template <typename T>
       s.seq.store(t + 1, std::memory_order_release);
       if (cfg & kDataSleepers)
         detail::notify_if_sleeping(data_ev_);
-      bump(p.c_->captures);
-      return true;
+    } else {
+      publish_claimed(p, t, v);
     }
-    publish_claimed(p, t, v);
+    if (cfg & kWeakAll)
+      put_history(p, v);
+    bump(p.c_->captures);
     return true;
   }
   return capture(p, v, cfg, deadline, try_only);
@@ -1000,11 +1015,10 @@ inline void OQueue<T>::publish(Producer& p, uint64_t t, const T& v) {
     detail::notify_if_sleeping(data_ev_);
 }
 
-// The rest of put_impl()'s multi-producer path once it has claimed ticket t.
+// The rest of put_impl()'s multi-producer path once it has claimed ticket t, out of line.
 template <typename T>
 void OQueue<T>::publish_claimed(Producer& p, uint64_t t, In v) {
   publish(p, t, v);
-  bump(p.c_->captures);
 }
 
 template <typename T>
@@ -1114,7 +1128,7 @@ void OQueue<T>::finish_single(Producer& p, In v, uint64_t t, uint64_t cfg) {
 // only other writer, select_history_ring_locked(), waits for hist_busy_ first (see "History
 // ring").
 template <typename T>
-void OQueue<T>::put_history_single(Producer& p, const T& v) {
+void OQueue<T>::put_history_single(Producer& p, In v) {
   const uint64_t busy = hist_busy_.value.load(std::memory_order_relaxed);
   hist_busy_.value.store(busy + 1, std::memory_order_relaxed);
   detail::light_barrier();
@@ -1154,7 +1168,7 @@ void OQueue<T>::quiesce_history_writer_locked() {
 }
 
 template <typename T>
-void OQueue<T>::put_history(Producer& p, const T& v) {
+void OQueue<T>::put_history(Producer& p, In v) {
   HistRing* r = hist_ring_.load(std::memory_order_acquire);
   const uint64_t h = hist_head_.value.fetch_add(1, std::memory_order_relaxed);
   if (!write_history_slot(r->slots[h & r->mask], 2 * h + 2, v))

@@ -481,8 +481,8 @@ class OQueue {
   void quiesce_history_writer_locked();
   // `asym`: asym_, passed in so that a caller that already knows it lets the test fold away.
   [[gnu::always_inline]] std::optional<T> try_take_single(bool asym);
-  void publish(Producer& p, uint64_t t, const T& v);
-  [[gnu::noinline]] void publish_claimed(Producer& p, uint64_t t, In v);
+  // Out of line: the lean path of put_impl() falls back to it after its claim.
+  [[gnu::noinline]] void publish(Producer& p, uint64_t t, In v);
   bool try_claim(Producer& p, uint64_t* ticket);
   void put_history(Producer& p, In v);
   static bool write_history_slot(Slot& s, uint64_t done, const T& v);
@@ -498,31 +498,24 @@ class OQueue {
   [[gnu::always_inline]] std::optional<T> try_observe_impl(StrongObserver& o);
   std::optional<T> observe_impl(StrongObserver& o, const Deadline* deadline);
   size_t history_impl(WeakObserver& w, std::span<T> out);
-  void after_gate_advance() {
-    if (config_.load(std::memory_order_seq_cst) & kSpaceSleepers) {
-      detail::notify_if_sleeping(space_ev_);
-    }
-  }
-  // A strong observer moves its gate: paired like an owner's advance (see "Waiting").
-  void advance_gate(Cursor& c, uint64_t v) {
-    if (mb_) {
-      c.value.store(v, std::memory_order_release);
-      detail::light_barrier_between(c.value, config_);
-    } else {
-      c.value.store(v, std::memory_order_seq_cst);
-    }
-    after_gate_advance();
-  }
-  // Advances a cursor only its owner writes (single modes): see "Single-owner cursors". Returns
-  // the config read after the advance.
-  uint64_t advance_owned(Cursor& c, uint64_t v, bool asym) {
+  // Stores `v` into a word only this thread writes (an owned cursor, a slot's taken word, a
+  // strong observer's position) and returns the config read after it. With `asym` a plain store
+  // and a compiler barrier pair with the publishers' and sleepers' membarrier (see "Single-owner
+  // cursors" and "Waiting"); without, a seq_cst exchange.
+  uint64_t advance_owned(std::atomic<uint64_t>& word, uint64_t v, bool asym) {
     if (asym) [[likely]] {
-      c.value.store(v, std::memory_order_release);
-      detail::light_barrier_between(c.value, config_);
+      word.store(v, std::memory_order_release);
+      detail::light_barrier_between(word, config_);
     } else {
-      c.value.exchange(v, std::memory_order_seq_cst);
+      word.exchange(v, std::memory_order_seq_cst);
     }
     return config_.load(std::memory_order_seq_cst);
+  }
+  // Moves a gate producers may wait on (a slot's taken word, a strong observer's position) and
+  // wakes sleeping producers.
+  void advance_gate(std::atomic<uint64_t>& word, uint64_t v) {
+    if (advance_owned(word, v, mb_) & kSpaceSleepers) [[unlikely]]
+      detail::notify_if_sleeping(space_ev_);
   }
 
   // Attach bookkeeping; all REQUIRE mu_.
@@ -950,7 +943,7 @@ template <typename T>
       if (cfg & kDataSleepers)
         detail::notify_if_sleeping(data_ev_);
     } else {
-      publish_claimed(p, t, v);
+      publish(p, t, v);
     }
     if (cfg & kWeakAll)
       put_history(p, v);
@@ -992,7 +985,7 @@ bool OQueue<T>::capture(Producer& p, In v, uint64_t cfg, const Deadline* deadlin
 }
 
 template <typename T>
-inline void OQueue<T>::publish(Producer& p, uint64_t t, const T& v) {
+void OQueue<T>::publish(Producer& p, uint64_t t, In v) {
   // Claimed: re-read the config (seq_cst, after the seq_cst claim) — see "Configuration word".
   const uint64_t cfg = config_.load(std::memory_order_seq_cst);
   if ((cfg >> kGenShift) != p.gen_)
@@ -1013,12 +1006,6 @@ inline void OQueue<T>::publish(Producer& p, uint64_t t, const T& v) {
   s.seq.store(t + 1, std::memory_order_release);
   if (cfg & kDataSleepers)
     detail::notify_if_sleeping(data_ev_);
-}
-
-// The rest of put_impl()'s multi-producer path once it has claimed ticket t, out of line.
-template <typename T>
-void OQueue<T>::publish_claimed(Producer& p, uint64_t t, In v) {
-  publish(p, t, v);
 }
 
 template <typename T>
@@ -1089,7 +1076,7 @@ template <typename T>
         return false;
     }
   }
-  const uint64_t cfg = advance_owned(head_, t + 1, asym_);
+  const uint64_t cfg = advance_owned(head_.value, t + 1, asym_);
   // Same generation: the limit checked above still holds (and only we write slots).
   if ((cfg >> kGenShift) != p.gen_) [[unlikely]] {
     finish_single(p, v, t, cfg);
@@ -1229,7 +1216,7 @@ template <typename T>
   // advance_owned() orders both before the config load (the producers' gate reads `taken`; see
   // "Consumer gate"). The take is counted by tail_ (see HandleCounters).
   s.taken.store(t + 1, std::memory_order_release);
-  const uint64_t cfg = advance_owned(tail_, t + 1, asym);
+  const uint64_t cfg = advance_owned(tail_.value, t + 1, asym);
   if (cfg & kSpaceSleepers) [[unlikely]]
     detail::notify_if_sleeping(space_ev_);
   return v;
@@ -1241,15 +1228,7 @@ template <typename T>
 // are attached, the sleeper check; without, a seq_cst exchange.
 template <typename T>
 inline void OQueue<T>::finish_take(Slot& s, uint64_t t) {
-  if (mb_) {
-    s.taken.store(t + 1, std::memory_order_release);
-    detail::light_barrier_between(s.taken, config_);
-    if (config_.load(std::memory_order_seq_cst) & kSpaceSleepers) [[unlikely]]
-      detail::notify_if_sleeping(space_ev_);
-    return;
-  }
-  s.taken.exchange(t + 1, std::memory_order_seq_cst);
-  after_gate_advance();
+  advance_gate(s.taken, t + 1);
 }
 
 // take(): claim a ticket first (one fetch_add, as atomic_queue does), then wait for it to be
@@ -1320,7 +1299,7 @@ template <typename T>
       return std::nullopt;
     T v = load_payload(s);
     o.pos_ = p + 1;
-    advance_gate(strong_pos_[o.index_], p + 1);
+    advance_gate(strong_pos_[o.index_].value, p + 1);
     if (o.filter_ != nullptr && !o.filter_(v, o.arg_))
       continue;  // captured for someone else
     bump(o.c_->observes);

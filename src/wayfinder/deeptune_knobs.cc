@@ -41,6 +41,15 @@ const FloatKnob kDeepTuneGuidedShare(
      .stage = KnobStage::kRuntime,
      .help = "share of a neighbour's parameter choices drawn by the model's sensitivity to "
              "each parameter (the rest uniformly)"});
+const FloatKnob kDeepTuneDensityShare(
+    {.name = "wayfinder.deeptune_density_share",
+     .default_value = 0.5,
+     .min = 0,
+     .max = 1,
+     .stage = KnobStage::kRuntime,
+     .help = "share of DeepTune's other (not neighbour) candidates drawn from per-parameter "
+             "densities around the best tenth of the trials, as TPE draws from l(x); the rest "
+             "uniformly random"});
 const FloatKnob kDeepTuneCrashThreshold({.name = "wayfinder.deeptune_crash_threshold",
                                          .default_value = 0.5,
                                          .min = 0,

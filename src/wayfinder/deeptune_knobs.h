@@ -12,6 +12,7 @@ extern const IntKnob kDeepTunePool;           // candidates scored per proposal
 extern const FloatKnob kDeepTuneGuidedShare;  // of the neighbours' moves: where the model looks
 extern const FloatKnob kDeepTuneLocalShare;   // share of the pool that are neighbours of the best
 extern const FloatKnob kDeepTuneRecombineShare;  // of those: crossovers of the best, mutated
+extern const FloatKnob kDeepTuneDensityShare;    // of the rest: drawn around the best (TPE's l(x))
 extern const FloatKnob kDeepTuneCrashThreshold;  // candidates predicted likelier to crash drop out
 extern const IntKnob kDeepTuneEpochs;            // training passes per new observation
 extern const IntKnob kDeepTuneLayers;            // dense (and parallel RBF) layers

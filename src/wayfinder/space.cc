@@ -293,6 +293,63 @@ Configuration Space::recombine(std::span<const Configuration* const> parents,
   return c;
 }
 
+namespace {
+const std::string& value_of(const Configuration& c, const Parameter& p) {
+  auto it = c.find(p.name);
+  return it == c.end() ? p.default_value : it->second;
+}
+double unit_value(const Parameter& p, const std::string& text) {
+  return to_unit(p, std::clamp(std::strtod(text.c_str(), nullptr), p.min, p.max));
+}
+}  // namespace
+
+std::vector<double> Space::unit_spreads(std::span<const Configuration* const> parents) const {
+  std::vector<double> out(params_.size(), 0);
+  if (parents.empty())
+    return out;
+  const auto n = static_cast<double>(parents.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Parameter& p = params_[i];
+    if (p.type != ParamType::kInt && p.type != ParamType::kFloat)
+      continue;
+    double sum = 0, sum_sq = 0;
+    for (const Configuration* parent : parents) {
+      const double u = unit_value(p, value_of(*parent, p));
+      sum += u;
+      sum_sq += u * u;
+    }
+    const double mean = sum / n;
+    out[i] = std::sqrt(std::max(0.0, sum_sq / n - mean * mean));
+  }
+  return out;
+}
+
+Configuration Space::sample_around(std::span<const Configuration* const> parents,
+                                   std::span<const double> spreads, std::mt19937_64& rng,
+                                   double prior_weight) const {
+  SLUICE_ASSERT(!parents.empty(), "Space::sample_around needs at least one parent");
+  SLUICE_ASSERT(spreads.size() == params_.size(), "Space::sample_around needs unit_spreads()");
+  constexpr double kMinWidth = 0.02;
+  constexpr double kMaxWidth = 0.3;
+  Configuration c = sample(rng);  // the prior's draw, kept where the coin says so
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::uniform_int_distribution<size_t> pick(0, parents.size() - 1);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Parameter& p = params_[i];
+    if (!varies(p) || unit(rng) < prior_weight)
+      continue;
+    std::string value = value_of(*parents[pick(rng)], p);
+    if (p.type == ParamType::kInt || p.type == ParamType::kFloat) {
+      const double width = std::clamp(spreads[i], kMinWidth, kMaxWidth);
+      const double moved = std::clamp(
+          unit_value(p, value) + std::normal_distribution<double>(0, width)(rng), 0.0, 1.0);
+      value = number_text(p, std::clamp(from_unit(p, moved), p.min, p.max));
+    }
+    c[p.name] = std::move(value);
+  }
+  return c;
+}
+
 std::vector<double> Space::encode(const Configuration& c) const {
   std::vector<double> out;
   for (const Parameter& p : params_) {

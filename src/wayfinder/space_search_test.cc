@@ -137,6 +137,52 @@ TEST(SpaceTest, RecombinationTakesEachParameterFromOneParentAndKeepsPins) {
   EXPECT_EQ(c.at("pinned"), "2");
 }
 
+TEST(SpaceTest, DrawsAroundParentsStayNearWhatTheyAgreeOnAndSpreadWhereTheyDiffer) {
+  const Space space(small_job());
+  std::mt19937_64 rng(13);
+  const Configuration agree1 = {{"a", "100"}, {"b", "z"}, {"c", "true"}, {"pinned", "2"}};
+  const Configuration agree2 = {{"a", "100"}, {"b", "z"}, {"c", "false"}, {"pinned", "2"}};
+  const Configuration* agreeing[] = {&agree1, &agree2};
+  const std::vector<double> agreeing_spreads = space.unit_spreads(agreeing);
+  EXPECT_EQ(agreeing_spreads, (std::vector<double>{0, 0, 0, 0}));  // b, c: not numbers
+  std::set<std::string> c_values;
+  for (int i = 0; i < 300; ++i) {
+    const Configuration c = space.sample_around(agreeing, agreeing_spreads, rng, 0.0);
+    EXPECT_EQ(c.at("pinned"), "2");
+    EXPECT_EQ(c.at("b"), "z");  // no prior weight: only the parents' values
+    // Both parents at 100: the narrowest width, 0.02 of the log range (σ ≈ ×1.15).
+    const long a = std::stol(c.at("a"));
+    EXPECT_GE(a, 50);
+    EXPECT_LE(a, 200);
+    c_values.insert(c.at("c"));
+  }
+  EXPECT_EQ(c_values.size(), 2u);  // each parameter from either parent
+  // Parents at both ends of a's range: the widest width; children land far from both ends too.
+  const Configuration low = {{"a", "1"}, {"b", "x"}, {"c", "true"}, {"pinned", "2"}};
+  const Configuration high = {{"a", "1000"}, {"b", "x"}, {"c", "true"}, {"pinned", "2"}};
+  const Configuration* apart[] = {&low, &high};
+  const std::vector<double> apart_spreads = space.unit_spreads(apart);
+  EXPECT_DOUBLE_EQ(apart_spreads[0], 0.5);  // 0 and 1 in a's log range
+  int middle = 0;
+  for (int i = 0; i < 300; ++i) {
+    const long a = std::stol(space.sample_around(apart, apart_spreads, rng, 0.0).at("a"));
+    EXPECT_GE(a, 1);
+    EXPECT_LE(a, 1000);
+    middle += a >= 4 && a <= 250 ? 1 : 0;
+  }
+  EXPECT_GT(middle, 60);
+  // The prior: with weight 1 a draw is uniform, with 1/2 about half the values are the prior's.
+  std::set<std::string> b_values;
+  int from_parents = 0;
+  for (int i = 0; i < 600; ++i) {
+    b_values.insert(space.sample_around(agreeing, agreeing_spreads, rng, 1.0).at("b"));
+    from_parents +=
+        space.sample_around(agreeing, agreeing_spreads, rng, 0.5).at("b") == "z" ? 1 : 0;
+  }
+  EXPECT_EQ(b_values, (std::set<std::string>{"x", "y", "z"}));
+  EXPECT_NEAR(from_parents / 600.0, 0.5 + 0.5 / 3, 0.06);
+}
+
 TEST(SpaceTest, CompileHashFollowsOnlyCompileStageValues) {
   auto job = parse_job(R"Y(name: s
 parameters:

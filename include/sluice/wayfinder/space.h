@@ -62,6 +62,21 @@ class Space {
   Configuration recombine(std::span<const Configuration* const> parents,
                           std::mt19937_64& rng) const;
 
+  // A draw from a product of per-parameter densities around `parents`, the "good" density l(x)
+  // of a tree-structured Parzen estimator: each unpinned parameter is drawn uniformly with
+  // probability prior_weight, and otherwise takes the value of one of `parents` (chosen per
+  // parameter), a number then moved by a Gaussian as wide as the parents' spread of it
+  // (`spreads`, from unit_spreads(parents)), kept within [0.02, 0.3] of its (log) unit range.
+  // Parameters on which the parents agree stay close to their value; those they disagree on
+  // are explored widely.
+  // REQUIRES: parents is not empty; spreads has one entry per parameter; 0 <= prior_weight <= 1.
+  Configuration sample_around(std::span<const Configuration* const> parents,
+                              std::span<const double> spreads, std::mt19937_64& rng,
+                              double prior_weight) const;
+  // Per parameter, the standard deviation of the parents' values in its (log) unit range (0 for
+  // parameters that are not numbers). Computed once for many draws of sample_around.
+  std::vector<double> unit_spreads(std::span<const Configuration* const> parents) const;
+
   // Numeric encoding: one column per numeric/bool parameter (scaled to [0,1], log scale in log
   // space) and one per value of each enum/string parameter (one-hot). Pinned parameters are left
   // out. encoded_names() names the columns.

@@ -563,6 +563,57 @@ TEST_F(DeepTuneSearchTest, RecombinedCandidatesTakeAllButOneValueFromTheBest) {
   EXPECT_TRUE(mixes_parents);
 }
 
+TEST_F(DeepTuneSearchTest, DensityCandidatesTakeTheirValuesFromTheBestTrials) {
+  // No neighbours: the pool is draws around the best tenth of the ok trials (at least 3) or, with
+  // the share at 0, uniform samples. In a space of 16 enums of 8 values, a uniform value is one
+  // of the 3 best trials' values of that parameter about a third of the time, a draw around them
+  // (prior weight 1/4) about 80 % of the time; the model's ranking then favours candidates like
+  // the best in both pools. Measured: 0.88 against 0.57.
+  std::string enums;
+  for (int i = 0; i < 16; ++i)
+    enums += "  - {name: e" + std::to_string(i) +
+             ", type: enum, values: [a, b, c, d, e, f, g, h], default: a}\n";
+  const Space space(make_job(enums));
+  const Evaluate eval = [](const Configuration& c) {
+    int a = 0;
+    for (const auto& [name, value] : c)
+      a += value == "a" ? 1 : 0;
+    return ok(a);
+  };
+  const auto history = random_history(space, eval, 20, 8);
+  std::vector<Observation> best3 = history;
+  std::sort(best3.begin(), best3.end(),
+            [](const Observation& x, const Observation& y) { return *x.objective > *y.objective; });
+  best3.resize(3);
+  const auto share_from_best = [&](double density_share) {
+    EXPECT_TRUE(KnobRegistry::global().set("wayfinder.deeptune_local_share", "0").is_ok());
+    EXPECT_TRUE(KnobRegistry::global()
+                    .set("wayfinder.deeptune_density_share", std::to_string(density_share))
+                    .is_ok());
+    auto s = searcher("deeptune", space, 3);
+    KnobRegistry::global().reset_for_testing();
+    for (const auto& o : history)
+      s->observe(o);
+    auto batch = s->propose(history, 8);
+    EXPECT_TRUE(batch.is_ok()) << batch.status().to_string();
+    int from_best = 0, values = 0;
+    for (const Configuration& c : *batch) {
+      for (const auto& [name, value] : c) {
+        from_best += std::any_of(best3.begin(), best3.end(),
+                                 [&](const Observation& o) { return o.config.at(name) == value; });
+        ++values;
+      }
+    }
+    return static_cast<double>(from_best) / values;
+  };
+  const double dense = share_from_best(1);
+  const double uniform = share_from_best(0);
+  RecordProperty("dense", std::to_string(dense));
+  RecordProperty("uniform", std::to_string(uniform));
+  EXPECT_GT(dense, 0.8);
+  EXPECT_LT(uniform, 0.7);
+}
+
 TEST_F(DeepTuneSearchTest, ExplainWithoutDataIsAPreconditionError) {
   const Space space(make_job(floats(3)));
   auto s = searcher("deeptune", space, 1);

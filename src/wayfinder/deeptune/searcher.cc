@@ -20,6 +20,10 @@ constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
 constexpr int64_t kMaxCatchUp = 10;
 // The neighbours in the pool are drawn around this many of the best ok configurations.
 constexpr size_t kNeighbourBases = 5;
+// TPE's split (Optuna's default γ): the best tenth of the ok trials, at least a few, at most 25.
+size_t density_parents(size_t ok) {
+  return std::clamp<size_t>((ok + 9) / 10, std::min<size_t>(ok, 3), 25);
+}
 // Crossovers draw from the best fifth of the ok configurations, within these bounds.
 constexpr size_t kMinParents = 3;
 constexpr size_t kMaxParents = 10;
@@ -47,6 +51,7 @@ Hyper hyper_from_knobs() {
   h.local_share = kDeepTuneLocalShare.get();
   h.recombine_share = kDeepTuneRecombineShare.get();
   h.guided_share = kDeepTuneGuidedShare.get();
+  h.density_share = kDeepTuneDensityShare.get();
   h.alpha = kDeepTuneAlpha.get();
   h.crash_threshold = kDeepTuneCrashThreshold.get();
   h.min_observations = kDeepTuneMinObservations.get();
@@ -190,6 +195,11 @@ std::vector<Configuration> DeepTuneSearch::propose_unchecked(std::span<const Obs
       best.begin(), best.begin() + static_cast<std::ptrdiff_t>(std::max(bases, parents)),
       best.end(),
       [&](size_t a, size_t b) { return *history[a].objective > *history[b].objective; });
+  // The parents of the draws around the best (below): the best tenth, in full order.
+  std::vector<size_t> good_trials = best;
+  std::sort(good_trials.begin(), good_trials.end(),
+            [&](size_t a, size_t b) { return *history[a].objective > *history[b].objective; });
+  good_trials.resize(density_parents(good_trials.size()));
   std::vector<const Configuration*> elite;
   for (size_t i = 0; i < parents; ++i)
     elite.push_back(&history[best[i]].config);
@@ -216,6 +226,24 @@ std::vector<Configuration> DeepTuneSearch::propose_unchecked(std::span<const Obs
     Configuration c = cross ? space_.neighbour(space_.recombine(elite, rng), rng, 1, weights)
                       : weights.empty() ? space_.neighbour(base, rng)
                                         : space_.neighbour(base, rng, 3, weights);
+    if (seen.insert(configuration_hash(c)).second)
+      pool.push_back(std::move(c));
+  }
+  // Part of the rest is drawn around the best tenth of the ok trials, each parameter from its
+  // own density (TPE's l(x)): where few of hundreds of parameters matter, their good values
+  // show up in the best trials long before a model can say which parameters they are.
+  std::vector<const Configuration*> good;
+  for (size_t i : good_trials)
+    good.push_back(&history[i].config);
+  const size_t dense =
+      (has_enough_data() || warm_) && !good.empty()
+          ? pool.size() + static_cast<size_t>(std::llround(
+                              hyper_.density_share * static_cast<double>(wanted - pool.size())))
+          : pool.size();
+  const double prior_weight = 1.0 / static_cast<double>(good.size() + 1);
+  const std::vector<double> spreads = space_.unit_spreads(good);
+  for (size_t attempt = 0; pool.size() < dense && attempt < 4 * wanted + 100; ++attempt) {
+    Configuration c = space_.sample_around(good, spreads, rng, prior_weight);
     if (seen.insert(configuration_hash(c)).second)
       pool.push_back(std::move(c));
   }

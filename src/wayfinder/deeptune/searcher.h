@@ -40,6 +40,7 @@ struct Hyper {
   double local_share = 0.5;      // of the pool: neighbours of the best ok configurations
   double recombine_share = 0.5;  // of those: crossovers of the best, then one move
   double guided_share = 0.5;     // of a neighbour's parameter choices: by the model's sensitivity
+  double density_share = 0.5;    // of the rest of the pool: around the best tenth (TPE's l(x))
   double alpha = 0.5;
   double crash_threshold = 0.5;
   int64_t min_observations = 3;

@@ -95,6 +95,19 @@ void BM_PutTakeObserve(benchmark::State& state) {
 BENCHMARK_TEMPLATE(BM_PutTakeObserve, OQueueAdapter<WaitPolicy::kSpin>)->Arg(2)->Arg(1024);
 BENCHMARK_TEMPLATE(BM_PutTakeObserve, OQueueAdapter<WaitPolicy::kSpin, true>)->Arg(2)->Arg(1024);
 
+// The timed loop of the put + take benchmarks: the queue alone, one thread, no second core.
+template <class Adapter, class Producer, class Consumer>
+[[gnu::always_inline]] inline void put_take_loop(benchmark::State& state, Producer& producer,
+                                                 Consumer& consumer) {
+  std::uint64_t v = 1;
+  for (auto _ : state) {
+    producer.put(v);
+    benchmark::DoNotOptimize(consumer.take());
+    ++v;
+  }
+  state.SetLabel(std::string(Adapter::kName));
+}
+
 // put + take on one thread with one weak observer (history 16) attached and never reading:
 // the cost of keeping the history, per message. Ring length 1024.
 template <class Adapter>
@@ -103,13 +116,7 @@ void BM_PutTakeWeak(benchmark::State& state) {
   auto producer = q.producer();
   auto consumer = q.consumer();
   auto weak = q.weak_observer(16);
-  std::uint64_t v = 1;
-  for (auto _ : state) {
-    producer.put(v);
-    benchmark::DoNotOptimize(consumer.take());
-    ++v;
-  }
-  state.SetLabel(std::string(Adapter::kName));
+  put_take_loop<Adapter>(state, producer, consumer);
 }
 BENCHMARK_TEMPLATE(BM_PutTakeWeak, OQueueAdapter<WaitPolicy::kSpin>);
 BENCHMARK_TEMPLATE(BM_PutTakeWeak, OQueueAdapter<WaitPolicy::kSpin, true>);
@@ -120,13 +127,7 @@ void BM_PutTake(benchmark::State& state) {
   Adapter q("bench.put_take");
   auto producer = q.producer();
   auto consumer = q.consumer();
-  std::uint64_t v = 1;
-  for (auto _ : state) {
-    producer.put(v);
-    benchmark::DoNotOptimize(consumer.take());
-    ++v;
-  }
-  state.SetLabel(std::string(Adapter::kName));
+  put_take_loop<Adapter>(state, producer, consumer);
 }
 BENCHMARK_TEMPLATE(BM_PutTake, OQueueAdapter<WaitPolicy::kSpin>);
 BENCHMARK_TEMPLATE(BM_PutTake, OQueueAdapter<WaitPolicy::kSpin, true>);

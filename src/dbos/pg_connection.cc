@@ -373,6 +373,13 @@ class PgConnection final : public Connection {
       return unavailable(fmt::format("{}: transaction conflict ({}): {}", what, code, msg));
     }
     last_kind_ = ErrorKind::kOther;
+    if (code == "P0001") {
+      // RAISE in a service function: its message is the error; the CONTEXT lines that follow
+      // it in the full message name PL/pgSQL internals.
+      const char* primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+      return failed_precondition(
+          fmt::format("{}: {}", what, primary != nullptr ? std::string(primary) : msg));
+    }
     if (code == "23505") {
       return already_exists(fmt::format("{}: {}", what, msg));
     }

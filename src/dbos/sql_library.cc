@@ -135,9 +135,13 @@ Result<SqlLibrary> SqlLibrary::load(Dialect dialect, const std::string& extra_di
 }
 
 std::string SqlLibrary::install_digest() const {
+  return script_digest(install_scripts_);
+}
+
+std::string script_digest(const std::vector<std::string>& scripts) {
   // FNV-1a over the scripts: stable across runs and builds.
   uint64_t h = 1469598103934665603ULL;
-  for (const auto& s : install_scripts_) {
+  for (const auto& s : scripts) {
     for (char c : s) {
       h ^= static_cast<unsigned char>(c);
       h *= 1099511628211ULL;

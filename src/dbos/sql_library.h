@@ -55,6 +55,9 @@ class SqlLibrary {
   std::vector<std::string> schedulers_;
 };
 
+// A stable digest of SQL scripts (FNV-1a, hex): a script installed again only when it changed.
+std::string script_digest(const std::vector<std::string>& scripts);
+
 // Splits a SQLite procedure section file into `-- name:` sections.
 std::map<std::string, std::string, std::less<>> split_sections(std::string_view text);
 

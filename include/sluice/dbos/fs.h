@@ -14,7 +14,8 @@
 //
 // Every call is one transaction: a write spanning many blocks, a truncate, a rename that moves a
 // directory subtree (every descendant's path is rewritten) commits whole or not at all, and a
-// crash mid-call leaves the old state. Blocks not written (holes) read as zeros.
+// crash mid-call leaves the old state. On PostgreSQL each call is one PL/pgSQL function, so one
+// round trip to the server. Blocks not written (holes) read as zeros.
 //
 // Errors are Status values whose message starts with the POSIX errno name ("ENOENT: no such file
 // /a/b …"); error_number() recovers the number (FUSE returns it to the kernel):
@@ -120,7 +121,7 @@ class FileSystem {
   Status set_times(std::string_view path, int64_t atime_us, int64_t mtime_us);
 
   // Runs `fn`, which calls operations of this FileSystem, as one transaction: all of them or
-  // none take effect (say, twenty block reads of different files in one round trip). A conflict
+  // none take effect (say, twenty block reads of different files in one transaction). A conflict
   // retries `fn` whole, so it must not have effects outside the database.
   Status batch(const std::function<Status()>& fn);
 

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -348,9 +349,19 @@ Status run_mount(const FsCliOptions& o) {
   // Open once before detaching so a bad backend or layout is reported here, on the terminal.
   { SLUICE_ASSIGN_OR_RETURN(OpenedFs probe, open_fs(o)); }
   MountOptions m{.mountpoint = o.path, .foreground = o.foreground, .debug = o.debug};
-  return serve_fuse(m, [&o]() -> Result<std::unique_ptr<FileSystem>> {
-    SLUICE_ASSIGN_OR_RETURN(OpenedFs op, open_fs(o));
-    return std::move(op.fs);  // the FileSystem keeps its Database alive
+  // The first handle opens the database (after the mount detached); the handles of requests
+  // served at once share it, and with it SQLite's group commit.
+  std::mutex mu;
+  std::shared_ptr<Database> db;
+  return serve_fuse(m, [&]() -> Result<std::unique_ptr<FileSystem>> {
+    std::lock_guard lock(mu);
+    if (db == nullptr) {
+      SLUICE_ASSIGN_OR_RETURN(OpenedFs op, open_fs(o));
+      db = op.db;
+      return std::move(op.fs);  // the FileSystem keeps its Database alive
+    }
+    SLUICE_ASSIGN_OR_RETURN(FileLayout layout, parse_file_layout(o.layout));
+    return FileSystem::open(db, {.user = o.user, .layout = layout, .block_size = o.block_size});
   });
 }
 

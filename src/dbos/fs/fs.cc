@@ -1,4 +1,5 @@
-// The DBOS filesystems: each operation is a few statements of fs_ops.sql in one transaction.
+// The DBOS filesystems: on SQLite each operation is a few statements of fs_ops.sql in one
+// transaction; on PostgreSQL it is one function call (pg_fs.cc).
 #include "sluice/dbos/fs.h"
 
 #include <fmt/format.h>
@@ -7,15 +8,27 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <map>
 #include <mutex>
 
 #include "dbos/connection.h"
+#include "dbos/fs/fs_internal.h"
+#include "dbos/fs/pg_fs.h"
 #include "dbos/sql_library.h"
 #include "sluice/common/knobs.h"
 
 namespace sluice::dbos {
+
+using fs_internal::base_of;
+using fs_internal::blob_bytes;
+using fs_internal::copy_blocks;
+using fs_internal::dir_entry;
+using fs_internal::fs_error;
+using fs_internal::Meta;
+using fs_internal::now_us;
+using fs_internal::parent_of;
+using fs_internal::to_meta;
+
 namespace {
 
 const IntKnob kBlockSize({.name = "dbos.fs_block_size",
@@ -32,76 +45,9 @@ const IntKnob kPartitions({.name = "dbos.fs_partitions",
                            .stage = KnobStage::kStart,
                            .help = "partitions (rows of Map) created for the dbos filesystems "
                                    "when Map is empty: homes of users, spread of parallel files"});
-const IntKnob kMaxFileBytes({.name = "dbos.fs_max_file_bytes",
-                             .default_value = int64_t{64} << 30,
-                             .min = 1,
-                             .max = int64_t{1} << 50,
-                             .stage = KnobStage::kRuntime,
-                             .help = "largest file of the dbos filesystems; writes past it fail "
-                                     "with EFBIG"});
 
 constexpr size_t kMaxName = 255;
 constexpr size_t kMaxPath = 4095;
-
-struct ErrnoName {
-  int number;
-  const char* name;
-};
-constexpr ErrnoName kErrnos[] = {
-    {ENOENT, "ENOENT"},
-    {EEXIST, "EEXIST"},
-    {ENOTEMPTY, "ENOTEMPTY"},
-    {EISDIR, "EISDIR"},
-    {ENOTDIR, "ENOTDIR"},
-    {EINVAL, "EINVAL"},
-    {EFBIG, "EFBIG"},
-    {ENOSPC, "ENOSPC"},
-    {EDQUOT, "EDQUOT"},
-    {EBUSY, "EBUSY"},
-    {ENAMETOOLONG, "ENAMETOOLONG"},
-    {EACCES, "EACCES"},
-    {EIO, "EIO"},
-};
-
-const char* errno_name(int e) {
-  for (const auto& n : kErrnos) {
-    if (n.number == e) {
-      return n.name;
-    }
-  }
-  return "EIO";
-}
-
-// A Status carrying `e`: the code follows the errno, the message starts with its name.
-Status fs_error(int e, std::string msg) {
-  std::string m = fmt::format("{}: {}", errno_name(e), msg);
-  switch (e) {
-    case ENOENT: return not_found(std::move(m));
-    case EEXIST: return already_exists(std::move(m));
-    case EINVAL:
-    case ENAMETOOLONG: return invalid_argument(std::move(m));
-    case EFBIG:
-    case ENOSPC:
-    case EDQUOT: return resource_exhausted(std::move(m));
-    case EACCES: return permission_denied(std::move(m));
-    default: return failed_precondition(std::move(m));
-  }
-}
-
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string parent_of(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == 0 ? std::string("/") : path.substr(0, slash);
-}
-
-std::string base_of(const std::string& path) {
-  return path.substr(path.rfind('/') + 1);
-}
 
 bool valid_utf8(std::string_view s) {
   size_t i = 0;
@@ -153,8 +99,9 @@ const Statements& statements(Dialect d) {
   return cache.emplace(d, std::move(all)).first->second;
 }
 
-const char* schema_text(Dialect d) {
-  const std::string want = std::string(dialect_name(d)) + "/fs_schema.sql";
+// The embedded file `<dialect>/<file>`, or null.
+const char* embedded_text(Dialect d, std::string_view file) {
+  const std::string want = fmt::format("{}/{}", dialect_name(d), file);
   for (const auto& f : detail::embedded_sql_files()) {
     if (want == f.path) {
       return f.text;
@@ -166,48 +113,6 @@ const char* schema_text(Dialect d) {
 std::string os_user() {
   const passwd* pw = ::getpwuid(::geteuid());
   return pw != nullptr ? std::string(pw->pw_name) : fmt::format("uid{}", ::geteuid());
-}
-
-// One Directory row.
-struct Meta {
-  bool dir = false;
-  int64_t f_id = 0;
-  FileLayout layout = FileLayout::kLocalized;
-  int64_t size = 0;
-  int64_t block_size = 0;
-  int64_t p_key = 0;
-  std::string owner;
-  int64_t mode = 0;
-  int64_t atime_us = 0;
-  int64_t mtime_us = 0;
-  int64_t ctime_us = 0;
-};
-
-Meta to_meta(const Row& r) {
-  Meta m;
-  m.dir = value_to_text(r[0]) == "dir";
-  m.f_id = value_to_int(r[1]).value_or(0);
-  m.layout = value_to_text(r[2]) == "parallel" ? FileLayout::kParallel : FileLayout::kLocalized;
-  m.size = value_to_int(r[3]).value_or(0);
-  m.block_size = value_to_int(r[4]).value_or(0);
-  m.p_key = value_to_int(r[5]).value_or(0);
-  m.owner = value_to_text(r[6]);
-  m.mode = value_to_int(r[7]).value_or(0);
-  m.atime_us = value_to_int(r[8]).value_or(0);
-  m.mtime_us = value_to_int(r[9]).value_or(0);
-  m.ctime_us = value_to_int(r[10]).value_or(0);
-  return m;
-}
-
-const std::string& blob_bytes(const Value& v) {
-  static const std::string kEmpty;
-  if (const auto* b = std::get_if<Blob>(&v)) {
-    return b->bytes;
-  }
-  if (const auto* s = std::get_if<std::string>(&v)) {
-    return *s;
-  }
-  return kEmpty;
 }
 
 }  // namespace
@@ -231,21 +136,8 @@ int error_number(const Status& s) {
   if (s.is_ok()) {
     return 0;
   }
-  // The errno name leads the message, possibly after contexts ("ctx: ENOENT: …").
-  const std::string& m = s.message();
-  for (size_t pos = 0; pos < m.size();) {
-    for (const auto& n : kErrnos) {
-      const std::string_view name(n.name);
-      if (m.compare(pos, name.size(), name) == 0 && pos + name.size() < m.size() &&
-          m[pos + name.size()] == ':') {
-        return n.number;
-      }
-    }
-    const size_t next = m.find(": ", pos);
-    if (next == std::string::npos) {
-      break;
-    }
-    pos = next + 2;
+  if (auto e = fs_internal::named_errno(s.message())) {
+    return e->number;
   }
   switch (s.code()) {
     case StatusCode::kNotFound: return ENOENT;
@@ -313,6 +205,24 @@ struct FileSystem::Impl {
   FsOptions options;
   std::vector<int64_t> partition_keys;  // of Map, sorted; parallel block b goes to [b mod n]
   int64_t home_partition = 0;
+  // PostgreSQL: every operation is a function of fs_functions.sql; the statements of the
+  // members below run on SQLite only (and, on both engines, to install and to frame batches).
+  std::unique_ptr<PgFs> pg;
+
+  // fs_functions.sql, run again only when it changed (its digest is kept in dbos_meta).
+  Status install_functions() {
+    const char* text = embedded_text(Dialect::kPostgres, "fs_functions.sql");
+    if (text == nullptr) {
+      return internal_error("the dbos library was built without fs_functions.sql");
+    }
+    const std::string digest = script_digest({text});
+    SLUICE_ASSIGN_OR_RETURN(QueryResult r, run("functions_digest", {}));
+    if (!r.rows.empty() && value_to_text(r.rows[0][0]) == digest) {
+      return {};
+    }
+    SLUICE_RETURN_IF_ERROR(session->execute_script(text));
+    return exec("set_functions_digest", {digest});
+  }
 
   // New users' homes are dealt round-robin over the partitions.
   Status add_user(const std::string& user) {
@@ -330,14 +240,10 @@ struct FileSystem::Impl {
     return run(name, std::move(params)).status();
   }
 
-  // A read-only transaction: SQLite does not take the write lock (WAL readers never wait);
-  // PostgreSQL locks the rows it reads FOR SHARE, so a read never sees half of a write.
+  // A read-only transaction: SQLite does not take the write lock (WAL readers never wait).
   Status read_txn(const std::function<Status()>& fn) {
     if (session->in_transaction()) {
       return fn();  // inside FileSystem::batch
-    }
-    if (session->dialect() == Dialect::kPostgres) {
-      return session->transact(fn, true);
     }
     Connection& conn = session->connection();
     Status s;
@@ -402,10 +308,10 @@ struct FileSystem::Impl {
     return fs_error(ENOENT, fmt::format("no such file or directory: {}", path));
   }
 
-  // The parent of a path about to be created: must exist and be a directory. Locked FOR UPDATE
-  // on PostgreSQL: a concurrent rmdir waits for this transaction, and the parent's mtime is
-  // updated next (two FOR SHARE holders upgrading would deadlock). Creates in one directory
-  // serialize, as they do on the directory inode's lock in a kernel filesystem.
+  // The parent of a path about to be created: must exist and be a directory. (Its PostgreSQL
+  // twin, dbos_fs_lock_parent, locks it FOR UPDATE: a concurrent rmdir waits, and two FOR SHARE
+  // holders upgrading to update its mtime would deadlock.) Creates in one directory serialize,
+  // as they do on the directory inode's lock in a kernel filesystem.
   Result<Meta> parent_dir(const std::string& path) {
     const std::string parent = parent_of(path);
     SLUICE_ASSIGN_OR_RETURN(Meta m, existing(parent, "meta_for_update"));
@@ -444,10 +350,10 @@ struct FileSystem::Impl {
 
   // Quota and size limit for a file growing from `old_size` to `new_size`.
   Status charge(const Meta& m, const std::string& path, int64_t old_size, int64_t new_size) {
-    if (new_size > kMaxFileBytes.get()) {
+    if (new_size > fs_internal::max_file_bytes()) {
       return fs_error(EFBIG, fmt::format("{} would grow to {} bytes, past dbos.fs_max_file_bytes "
                                          "= {}",
-                                         path, new_size, kMaxFileBytes.get()));
+                                         path, new_size, fs_internal::max_file_bytes()));
     }
     const int64_t delta = new_size - old_size;
     if (delta == 0) {
@@ -500,20 +406,9 @@ struct FileSystem::Impl {
     }
     const int64_t n = std::min(length, m.size - offset);
     const int64_t bs = m.block_size;
-    const int64_t first = offset / bs;
-    const int64_t last = (offset + n - 1) / bs;
     std::string out(static_cast<size_t>(n), '\0');
-    SLUICE_ASSIGN_OR_RETURN(QueryResult r, read_blocks(m, first, last));
-    for (const Row& row : r.rows) {
-      const int64_t b = value_to_int(row[0]).value_or(0);
-      const std::string& bytes = blob_bytes(row[1]);
-      const int64_t block_start = b * bs;
-      const int64_t from = std::max(offset, block_start);
-      const int64_t to = std::min(offset + n, block_start + static_cast<int64_t>(bytes.size()));
-      if (to > from) {
-        std::copy_n(bytes.data() + (from - block_start), to - from, out.data() + (from - offset));
-      }
-    }
+    SLUICE_ASSIGN_OR_RETURN(QueryResult r, read_blocks(m, offset / bs, (offset + n - 1) / bs));
+    copy_blocks(r.rows, 0, bs, offset, out);
     return out;
   }
 
@@ -523,10 +418,10 @@ struct FileSystem::Impl {
       return {};
     }
     const auto len = static_cast<int64_t>(data.size());
-    if (offset > kMaxFileBytes.get() - len) {  // also keeps offset + len from overflowing
+    if (offset > fs_internal::max_file_bytes() - len) {  // also keeps offset + len from overflowing
       return fs_error(EFBIG, fmt::format("{}: a write of {} bytes at offset {} ends past "
                                          "dbos.fs_max_file_bytes = {}",
-                                         path, len, offset, kMaxFileBytes.get()));
+                                         path, len, offset, fs_internal::max_file_bytes()));
     }
     const int64_t new_size = std::max(m.size, offset + len);
     SLUICE_RETURN_IF_ERROR(charge(m, path, m.size, new_size));
@@ -626,7 +521,7 @@ Result<std::unique_ptr<FileSystem>> FileSystem::open(std::shared_ptr<Database> d
     return fs_error(EINVAL,
                     fmt::format("block size {} is outside 64 B .. 1 MiB", options.block_size));
   }
-  const char* schema = schema_text(db->dialect());
+  const char* schema = embedded_text(db->dialect(), "fs_schema.sql");
   if (schema == nullptr) {
     return internal_error("the dbos library was built without fs_schema.sql");
   }
@@ -648,6 +543,9 @@ Result<std::unique_ptr<FileSystem>> FileSystem::open(std::shared_ptr<Database> d
              SLUICE_ASSIGN_OR_RETURN(QueryResult present, impl.run("installed", {}));
              if (value_to_int(present.rows.at(0).at(0)).value_or(0) == 0) {
                SLUICE_RETURN_IF_ERROR(s.execute_script(schema));
+             }
+             if (s.dialect() == Dialect::kPostgres) {
+               SLUICE_RETURN_IF_ERROR(impl.install_functions());
              }
              SLUICE_ASSIGN_OR_RETURN(QueryResult n, impl.run("partitions", {}));
              if (value_to_int(n.rows.at(0).at(0)).value_or(0) == 0) {
@@ -671,11 +569,17 @@ Result<std::unique_ptr<FileSystem>> FileSystem::open(std::shared_ptr<Database> d
   if (!installed.is_ok()) {
     return installed;
   }
+  if (s.dialect() == Dialect::kPostgres) {
+    impl.pg = std::make_unique<PgFs>(s, fs->options_, impl.home_partition);
+  }
   return fs;
 }
 
 Status FileSystem::create(std::string_view path, uint32_t mode, bool exclusive) {
   SLUICE_ASSIGN_OR_RETURN(std::string p, normalize_path(path));
+  if (impl_->pg) {
+    return impl_->pg->create(p, mode, exclusive);
+  }
   return session_->transact([&]() -> Status {
     SLUICE_ASSIGN_OR_RETURN(auto m, impl_->meta(p, "meta_for_update"));
     if (m) {
@@ -694,6 +598,10 @@ Status FileSystem::create(std::string_view path, uint32_t mode, bool exclusive) 
 
 Status FileSystem::open_file(std::string_view path) {
   SLUICE_ASSIGN_OR_RETURN(std::string p, normalize_path(path));
+  if (impl_->pg) {
+    SLUICE_ASSIGN_OR_RETURN(Meta m, impl_->pg->stat(p));
+    return impl_->check_file(p, m);
+  }
   return impl_->read_txn([&]() -> Status {
     SLUICE_ASSIGN_OR_RETURN(Meta m, impl_->existing(p));
     return impl_->check_file(p, m);
@@ -704,6 +612,9 @@ Result<std::string> FileSystem::read(std::string_view path, int64_t offset, int6
   SLUICE_ASSIGN_OR_RETURN(std::string p, normalize_path(path));
   if (offset < 0 || length < 0) {
     return fs_error(EINVAL, fmt::format("read of {}: negative offset or length", p));
+  }
+  if (impl_->pg) {
+    return impl_->pg->read(p, offset, length);
   }
   std::string out;
   const Status txn = impl_->read_txn([&]() -> Status {
@@ -722,6 +633,10 @@ Result<int64_t> FileSystem::write(std::string_view path, int64_t offset, std::st
   if (offset < 0) {
     return fs_error(EINVAL, fmt::format("write to {}: negative offset", p));
   }
+  if (impl_->pg) {
+    SLUICE_RETURN_IF_ERROR(impl_->pg->write(p, offset, data));
+    return static_cast<int64_t>(data.size());
+  }
   const Status txn = session_->transact([&]() -> Status {
     SLUICE_ASSIGN_OR_RETURN(Meta m, impl_->existing(p, "meta_for_update"));
     return impl_->write_locked(p, m, offset, data);
@@ -734,7 +649,10 @@ Result<int64_t> FileSystem::write(std::string_view path, int64_t offset, std::st
 
 Status FileSystem::put(std::string_view path, std::string_view data, uint32_t mode) {
   SLUICE_ASSIGN_OR_RETURN(std::string p, normalize_path(path));
-  return session_->transact([&]() -> Status {
+  if (impl_->pg) {
+    return impl_->pg->put(p, data, mode);
+  }
+  const auto put_locked = [&]() -> Status {
     SLUICE_ASSIGN_OR_RETURN(auto m, impl_->meta(p, "meta_for_update"));
     if (!m) {
       SLUICE_RETURN_IF_ERROR(impl_->parent_dir(p).status());
@@ -743,13 +661,28 @@ Status FileSystem::put(std::string_view path, std::string_view data, uint32_t mo
     }
     SLUICE_RETURN_IF_ERROR(impl_->truncate_locked(p, *m, 0));
     return impl_->write_locked(p, *m, 0, data);
-  });
+  };
+  if (!session_->in_transaction()) {
+    return session_->transact(put_locked);
+  }
+  // Inside a batch: a put that fails after its create (EDQUOT, EFBIG) leaves none of itself for
+  // the batch to commit, as every other operation, which fails before it changes a row.
+  SLUICE_RETURN_IF_ERROR(impl_->exec("savepoint", {}));
+  const Status s = put_locked();
+  if (!s.is_ok()) {
+    SLUICE_RETURN_IF_ERROR(impl_->exec("rollback_to_savepoint", {}));
+  }
+  SLUICE_RETURN_IF_ERROR(impl_->exec("release_savepoint", {}));
+  return s;
 }
 
 Status FileSystem::truncate(std::string_view path, int64_t size) {
   SLUICE_ASSIGN_OR_RETURN(std::string p, normalize_path(path));
   if (size < 0) {
     return fs_error(EINVAL, fmt::format("truncate of {} to a negative size", p));
+  }
+  if (impl_->pg) {
+    return impl_->pg->truncate(p, size);
   }
   return session_->transact([&]() -> Status {
     SLUICE_ASSIGN_OR_RETURN(Meta m, impl_->existing(p, "meta_for_update"));
@@ -759,6 +692,9 @@ Status FileSystem::truncate(std::string_view path, int64_t size) {
 
 Status FileSystem::unlink(std::string_view path) {
   SLUICE_ASSIGN_OR_RETURN(std::string p, normalize_path(path));
+  if (impl_->pg) {
+    return impl_->pg->unlink(p);
+  }
   return session_->transact([&]() -> Status {
     SLUICE_ASSIGN_OR_RETURN(Meta m, impl_->existing(p, "meta_for_update"));
     SLUICE_RETURN_IF_ERROR(impl_->check_file(p, m));
@@ -772,6 +708,9 @@ Status FileSystem::mkdir(std::string_view path, uint32_t mode) {
   if (p == "/") {
     return fs_error(EEXIST, "/ already exists");
   }
+  if (impl_->pg) {
+    return impl_->pg->mkdir(p, mode);
+  }
   return session_->transact([&]() -> Status {
     SLUICE_RETURN_IF_ERROR(impl_->parent_dir(p).status());
     return impl_->insert(p, true, mode, 0);
@@ -782,6 +721,9 @@ Status FileSystem::rmdir(std::string_view path) {
   SLUICE_ASSIGN_OR_RETURN(std::string p, normalize_path(path));
   if (p == "/") {
     return fs_error(EBUSY, "/ cannot be removed");
+  }
+  if (impl_->pg) {
+    return impl_->pg->rmdir(p);
   }
   return session_->transact([&]() -> Status {
     SLUICE_ASSIGN_OR_RETURN(Meta m, impl_->existing(p, "meta_for_update"));
@@ -805,6 +747,9 @@ Status FileSystem::rename(std::string_view from, std::string_view to) {
   }
   if (dst.size() > src.size() && dst.starts_with(src) && dst[src.size()] == '/') {
     return fs_error(EINVAL, fmt::format("cannot move {} into its own subdirectory {}", src, dst));
+  }
+  if (impl_->pg) {
+    return impl_->pg->rename(src, dst);
   }
   return session_->transact([&]() -> Status {
     SLUICE_ASSIGN_OR_RETURN(Meta m, impl_->existing(src, "meta_for_update"));
@@ -843,6 +788,9 @@ Status FileSystem::rename(std::string_view from, std::string_view to) {
 Result<std::vector<DirEntry>> FileSystem::readdir(std::string_view path) {
   SLUICE_ASSIGN_OR_RETURN(std::string p, normalize_path(path));
   std::vector<DirEntry> out;
+  if (impl_->pg) {
+    return impl_->pg->readdir(p);
+  }
   const Status txn = impl_->read_txn([&]() -> Status {
     out.clear();
     SLUICE_ASSIGN_OR_RETURN(Meta m, impl_->existing(p, "meta_for_share"));
@@ -851,9 +799,7 @@ Result<std::vector<DirEntry>> FileSystem::readdir(std::string_view path) {
     }
     SLUICE_ASSIGN_OR_RETURN(QueryResult r, impl_->run("list", {p}));
     for (const Row& row : r.rows) {
-      out.push_back({base_of(value_to_text(row[0])),
-                     value_to_text(row[1]) == "dir" ? FileType::kDirectory : FileType::kFile,
-                     value_to_int(row[2]).value_or(0)});
+      out.push_back(dir_entry(row));
     }
     return {};
   });
@@ -866,12 +812,16 @@ Result<std::vector<DirEntry>> FileSystem::readdir(std::string_view path) {
 Result<FileStat> FileSystem::stat(std::string_view path) {
   SLUICE_ASSIGN_OR_RETURN(std::string p, normalize_path(path));
   Meta m;
-  const Status txn = impl_->read_txn([&]() -> Status {
-    SLUICE_ASSIGN_OR_RETURN(m, impl_->existing(p));
-    return {};
-  });
-  if (!txn.is_ok()) {
-    return txn;
+  if (impl_->pg) {
+    SLUICE_ASSIGN_OR_RETURN(m, impl_->pg->stat(p));
+  } else {
+    const Status txn = impl_->read_txn([&]() -> Status {
+      SLUICE_ASSIGN_OR_RETURN(m, impl_->existing(p));
+      return {};
+    });
+    if (!txn.is_ok()) {
+      return txn;
+    }
   }
   return FileStat{.path = p,
                   .type = m.dir ? FileType::kDirectory : FileType::kFile,
@@ -887,6 +837,9 @@ Result<FileStat> FileSystem::stat(std::string_view path) {
 
 Status FileSystem::chmod(std::string_view path, uint32_t mode) {
   SLUICE_ASSIGN_OR_RETURN(std::string p, normalize_path(path));
+  if (impl_->pg) {
+    return impl_->pg->chmod(p, mode);
+  }
   return session_->transact([&]() -> Status {
     SLUICE_RETURN_IF_ERROR(impl_->existing(p, "meta_for_update").status());
     return impl_->exec("set_mode", {p, static_cast<int64_t>(mode & 07777), now_us()});
@@ -895,6 +848,9 @@ Status FileSystem::chmod(std::string_view path, uint32_t mode) {
 
 Status FileSystem::set_times(std::string_view path, int64_t atime_us, int64_t mtime_us) {
   SLUICE_ASSIGN_OR_RETURN(std::string p, normalize_path(path));
+  if (impl_->pg) {
+    return impl_->pg->set_times(p, atime_us, mtime_us);
+  }
   return session_->transact([&]() -> Status {
     SLUICE_ASSIGN_OR_RETURN(Meta m, impl_->existing(p, "meta_for_update"));
     return impl_->exec("set_times", {p, atime_us < 0 ? m.atime_us : atime_us,

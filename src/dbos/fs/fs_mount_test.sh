@@ -157,7 +157,15 @@ for layout in localized parallel; do
   expect_fail "No such file" -- mkdir "$mnt/no/such"
   expect_fail "Not a directory" -- ls "$mnt/moved/sparse/x"
   expect_fail "too long" -- touch "$mnt/$(printf 'n%.0s' {1..256})"
-  check "$layout: rm -r" -- rm -r "$mnt/moved" "$mnt/synced"
+  # Requests run on several server threads, each with its own database session.
+  head -c 300000 /dev/urandom >"$tmp/par.bin"
+  check "$layout: 8 writers and readers at once" -- bash -c "mkdir '$mnt/par' && pids=() &&
+    for i in \$(seq 1 8); do
+      (cp '$tmp/par.bin' '$mnt/par'/\$i.bin && cat '$mnt/par'/\$i.bin >/dev/null && ls '$mnt/par' >/dev/null) &
+      pids+=(\$!)
+    done && for p in \"\${pids[@]}\"; do wait \$p || exit 1; done"
+  check "$layout: every concurrent copy is exact" -- bash -c "for i in \$(seq 1 8); do cmp '$tmp/par.bin' '$mnt/par'/\$i.bin || exit 1; done"
+  check "$layout: rm -r" -- rm -r "$mnt/moved" "$mnt/synced" "$mnt/par"
   check "$layout: empty again" -- bash -c "[[ -z \$(ls -A '$mnt') ]]"
   check "$layout: tables empty" -- bash -c "[[ \$('${sluice}' sql --backend '$db' --json \"SELECT count(*) AS n FROM Directory\" | grep -c '\"n\": 1') == 1 ]]"
   check "$layout: unmount" -- fusermount3 -u "$mnt"

@@ -634,6 +634,100 @@ TEST_P(FsTest, AFailureMidBatchUndoesEveryStatementBeforeIt) {
   EXPECT_EQ(a + b, std::string(2 * kBlock, 'o'));
 }
 
+// An operation that fails inside a batch changes nothing and leaves the batch going: the batch
+// may look before it leaps (stat, create without O_EXCL) and commit the rest.
+TEST_P(FsTest, AFailedOperationInsideABatchLeavesTheRestOfTheBatch) {
+  ASSERT_TRUE(fs_->mkdir("/d").is_ok());
+  ASSERT_TRUE(fs_->put("/d/old", "old").is_ok());
+  ASSERT_TRUE(fs_->set_quota("alice", 3 + 10).is_ok());
+  ASSERT_TRUE(fs_->batch([&]() -> Status {
+                   EXPECT_ERRNO(fs_->stat("/d/new").status(), ENOENT);
+                   EXPECT_ERRNO(fs_->create("/d/old"), EEXIST);
+                   EXPECT_ERRNO(fs_->mkdir("/missing/x"), ENOENT);
+                   EXPECT_ERRNO(fs_->read("/d", 0, 1).status(), EISDIR);
+                   // Creates the file, then runs past the quota: neither stays.
+                   EXPECT_ERRNO(fs_->put("/d/big", std::string(11, 'b')), EDQUOT);
+                   SLUICE_RETURN_IF_ERROR(fs_->create("/d/new"));
+                   return fs_->write("/d/new", 0, "0123456789").status();
+                 })
+                  .is_ok());
+  EXPECT_EQ(read_all("/d/new"), "0123456789");
+  EXPECT_EQ(read_all("/d/old"), "old");
+  EXPECT_ERRNO(fs_->stat("/d/big").status(), ENOENT);
+  EXPECT_EQ(scalar("SELECT used_bytes FROM Users WHERE user_name = 'alice'"), 13);
+}
+
+// Both engines give the same status for the same mistake: PostgreSQL finds it in a PL/pgSQL
+// function, SQLite in C++.
+TEST_P(FsTest, ErrorsReadTheSameOnBothEngines) {
+  ASSERT_TRUE(fs_->mkdir("/a").is_ok());
+  ASSERT_TRUE(fs_->create("/a/f").is_ok());
+  ASSERT_TRUE(fs_->set_quota("alice", 100).is_ok());
+  struct Case {
+    Status got;
+    StatusCode code;
+    std::string message;
+  };
+  const Case cases[] = {
+      {fs_->mkdir("/missing/x"), StatusCode::kNotFound,
+       "ENOENT: no such file or directory: /missing"},
+      {fs_->create("/missing/deeper/x"), StatusCode::kNotFound,
+       "ENOENT: /missing/deeper: directory /missing does not exist; create it first (mkdir)"},
+      {fs_->stat("/a/f/x").status(), StatusCode::kFailedPrecondition,
+       "ENOTDIR: /a/f/x: /a/f is a file, not a directory"},
+      {fs_->create("/a/f"), StatusCode::kAlreadyExists, "EEXIST: /a/f already exists"},
+      {fs_->unlink("/a"), StatusCode::kFailedPrecondition, "EISDIR: /a is a directory"},
+      {fs_->rmdir("/a"), StatusCode::kFailedPrecondition, "ENOTEMPTY: directory /a is not empty"},
+      {fs_->rmdir("/a/f"), StatusCode::kFailedPrecondition,
+       "ENOTDIR: /a/f is a file, not a directory (use unlink)"},
+      {fs_->write("/a/f", 0, std::string(101, 'x')).status(), StatusCode::kResourceExhausted,
+       "EDQUOT: /a/f: user alice would use 101 bytes, over the quota of 100 bytes (set_quota)"},
+      {fs_->put("/a/g", std::string(101, 'x')), StatusCode::kResourceExhausted,
+       "EDQUOT: /a/g: user alice would use 101 bytes, over the quota of 100 bytes (set_quota)"},
+      {fs_->put("/a", "x"), StatusCode::kFailedPrecondition, "EISDIR: /a is a directory"},
+      {fs_->rename("/a/f", "/a"), StatusCode::kFailedPrecondition,
+       "EISDIR: cannot replace directory /a with file /a/f"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(c.got.code(), c.code) << c.got.to_string();
+    EXPECT_EQ(c.got.message(), c.message);
+  }
+  ASSERT_TRUE(KnobRegistry::global().set("dbos.fs_max_file_bytes", "50").is_ok());
+  const Status past_limit[] = {fs_->write("/a/f", 40, std::string(20, 'x')).status(),
+                               fs_->put("/a/f", std::string(51, 'x')), fs_->truncate("/a/f", 51)};
+  const std::string want[] = {
+      "EFBIG: /a/f: a write of 20 bytes at offset 40 ends past dbos.fs_max_file_bytes = 50",
+      "EFBIG: /a/f: a write of 51 bytes at offset 0 ends past dbos.fs_max_file_bytes = 50",
+      "EFBIG: /a/f would grow to 51 bytes, past dbos.fs_max_file_bytes = 50"};
+  for (size_t i = 0; i < std::size(want); ++i) {
+    EXPECT_EQ(past_limit[i].code(), StatusCode::kResourceExhausted);
+    EXPECT_EQ(past_limit[i].message(), want[i]);
+  }
+  EXPECT_ERRNO(fs_->stat("/a/g").status(), ENOENT);
+}
+
+#ifdef SLUICE_DBOS_TEST_POSTGRES
+// On PostgreSQL the operations are the functions of fs_functions.sql: without one, its operation
+// fails; FileSystem::open installs them again only when the installed digest differs.
+TEST_P(FsTest, PostgresRunsEachOperationAsAFunctionInstalledWhenItChanged) {
+  ASSERT_TRUE(fs_->create("/f").is_ok());
+  ASSERT_TRUE(fs_->session().execute_script("DROP FUNCTION dbos_fs_stat(text)").is_ok());
+  EXPECT_FALSE(fs_->stat("/f").is_ok());
+  // The digest still matches: a second open leaves the functions as they are.
+  auto again = open_fs("alice");
+  ASSERT_NE(again, nullptr);
+  EXPECT_FALSE(again->stat("/f").is_ok());
+  ASSERT_TRUE(again->session()
+                  .execute_script("UPDATE dbos_meta SET value = 'old' "
+                                  "WHERE key = 'fs_functions_digest'")
+                  .is_ok());
+  auto fresh = open_fs("alice");
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_TRUE(fresh->stat("/f").is_ok());
+  EXPECT_TRUE(fs_->stat("/f").is_ok());
+}
+#endif
+
 // Distinct names per engine: ctest lists both binaries' tests side by side.
 #ifdef SLUICE_DBOS_TEST_POSTGRES
 #define SLUICE_FS_SUITE Postgres

@@ -19,8 +19,10 @@ struct MountOptions {
 };
 
 // Mounts, detaches unless foreground, then opens the filesystem with `open_fs` (after the fork,
-// so no database connection crosses it) and serves requests one at a time until unmounted
-// (`fusermount3 -u DIR`) or sent SIGINT/SIGTERM/SIGHUP.
+// so no database connection crosses it) and serves requests on libfuse's worker threads until
+// unmounted (`fusermount3 -u DIR`) or sent SIGINT/SIGTERM/SIGHUP. Requests in flight at once get
+// a FileSystem each, opened with `open_fs` when none is free, so `open_fs` is called from those
+// threads too.
 Status serve_fuse(const MountOptions& options,
                   const std::function<Result<std::unique_ptr<FileSystem>>()>& open_fs);
 

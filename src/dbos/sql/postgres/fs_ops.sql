@@ -1,27 +1,10 @@
--- The statements of the filesystem operations (src/dbos/fs/fs.cc runs several of them in one
--- transaction per operation). One statement per `-- name:` section, positional parameters.
+-- The statements src/dbos/fs/fs.cc runs on PostgreSQL to install the filesystem, register users
+-- and frame batches; the operations themselves are the functions of fs_functions.sql. One
+-- statement per `-- name:` section, positional parameters.
 
 -- Whether fs_schema.sql was installed (version 1 is the only one so far).
 -- name: installed
 SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'fs_meta'
-
--- name: meta
-SELECT content_type, f_id, layout, f_size, block_size, p_key, user_name, protection_info,
-       atime_us, mtime_us, ctime_us
-FROM Directory WHERE content = $1
-
--- name: meta_for_update
-SELECT content_type, f_id, layout, f_size, block_size, p_key, user_name, protection_info,
-       atime_us, mtime_us, ctime_us
-FROM Directory WHERE content = $1 FOR UPDATE
-
--- name: meta_for_share
-SELECT content_type, f_id, layout, f_size, block_size, p_key, user_name, protection_info,
-       atime_us, mtime_us, ctime_us
-FROM Directory WHERE content = $1 FOR SHARE
-
--- name: next_f_id
-SELECT nextval('fs_file_id')
 
 -- name: partitions
 SELECT count(*) FROM Map
@@ -47,71 +30,8 @@ SELECT count(*) FROM Users
 INSERT INTO Users (user_name, home_partition) VALUES ($1, $2)
 ON CONFLICT (user_name) DO NOTHING
 
--- name: user_add_bytes
-UPDATE Users SET used_bytes = used_bytes + $2 WHERE user_name = $1
-
 -- name: user_set_quota
 UPDATE Users SET quota_bytes = $2 WHERE user_name = $1
-
--- name: insert_entry
-INSERT INTO Directory (content, d_name, content_type, user_name, protection_info, p_key, f_id,
-                       layout, block_size, atime_us, mtime_us, ctime_us)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::bigint, $10::bigint, $10::bigint)
-ON CONFLICT (content) DO NOTHING
-
--- name: delete_entry
-DELETE FROM Directory WHERE content = $1
-
--- name: has_children
-SELECT 1 FROM Directory WHERE d_name = $1 LIMIT 1
-
--- name: list
-SELECT content, content_type, f_size FROM Directory WHERE d_name = $1 ORDER BY content
-
--- name: set_size
-UPDATE Directory SET f_size = $2, mtime_us = $3, ctime_us = $3 WHERE content = $1
-
--- name: touch
-UPDATE Directory SET mtime_us = $2, ctime_us = $2 WHERE content = $1
-
--- name: set_mode
-UPDATE Directory SET protection_info = $2, ctime_us = $3 WHERE content = $1
-
--- name: set_times
-UPDATE Directory SET atime_us = $2, mtime_us = $3, ctime_us = $4 WHERE content = $1
-
--- name: rename_one
-UPDATE Directory SET content = $2, d_name = $3, ctime_us = $4 WHERE content = $1
-
--- Descendants of $1 are the byte range ($1 || '/', $1 || '0'): '0' follows '/' in ASCII. A LIKE
--- pattern would misread '%' and '_' in names.
--- name: rename_subtree
-UPDATE Directory
-SET content = $2::text || substr(content, length($1::text) + 1),
-    d_name = $2::text || substr(d_name, length($1::text) + 1)
-WHERE content > $1::text || '/' AND content < $1::text || '0'
-
--- name: localized_read
-SELECT block_no, bytes FROM Localized_file
-WHERE p_key = $1 AND f_id = $2 AND block_no BETWEEN $3 AND $4 ORDER BY block_no
-
--- name: localized_write
-INSERT INTO Localized_file (p_key, f_id, block_no, bytes) VALUES ($1, $2, $3, $4)
-ON CONFLICT (p_key, f_id, block_no) DO UPDATE SET bytes = excluded.bytes
-
--- name: localized_delete_from
-DELETE FROM Localized_file WHERE p_key = $1 AND f_id = $2 AND block_no >= $3
-
--- name: parallel_read
-SELECT block_no, bytes FROM Parallel_file
-WHERE f_id = $1 AND block_no BETWEEN $2 AND $3 ORDER BY block_no
-
--- name: parallel_write
-INSERT INTO Parallel_file (f_id, block_no, p_key, bytes) VALUES ($1, $2, $3, $4)
-ON CONFLICT (f_id, block_no) DO UPDATE SET bytes = excluded.bytes
-
--- name: parallel_delete_from
-DELETE FROM Parallel_file WHERE f_id = $1 AND block_no >= $2
 
 -- Batches lock rows in the order they touch them, so two can deadlock. Every batch holds this
 -- lock shared; one rolled back (a deadlock) takes it exclusively for its retry, which then runs
@@ -121,3 +41,11 @@ SELECT pg_advisory_xact_lock_shared(hashtext('sluice.dbos.fs.batch'))
 
 -- name: batch_exclusive
 SELECT pg_advisory_xact_lock(hashtext('sluice.dbos.fs.batch'))
+
+-- The digest of the fs_functions.sql installed (FileSystem::open installs it again when it changed).
+-- name: functions_digest
+SELECT value FROM dbos_meta WHERE key = 'fs_functions_digest'
+
+-- name: set_functions_digest
+INSERT INTO dbos_meta (key, value) VALUES ('fs_functions_digest', $1)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value

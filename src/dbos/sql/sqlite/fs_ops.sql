@@ -112,3 +112,14 @@ ON CONFLICT (f_id, block_no) DO UPDATE SET bytes = excluded.bytes
 
 -- name: parallel_delete_from
 DELETE FROM Parallel_file WHERE f_id = ?1 AND block_no >= ?2
+
+-- An operation that can fail after it changed rows (put: a create, then EDQUOT) runs in a
+-- savepoint inside a batch, so that the batch goes on without half of it.
+-- name: savepoint
+SAVEPOINT sluice_fs_op
+
+-- name: rollback_to_savepoint
+ROLLBACK TO sluice_fs_op
+
+-- name: release_savepoint
+RELEASE sluice_fs_op

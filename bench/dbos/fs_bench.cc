@@ -30,6 +30,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -216,22 +217,31 @@ Point rw_dbos(const Config& c, const std::shared_ptr<Database>& db, FileLayout l
       std::mt19937 rng(static_cast<unsigned>(t + 1));
       const std::string block(kBlock, 'w');
       int64_t rounds = 0;
+      std::vector<std::pair<std::string, int64_t>> blocks(20);
+      std::vector<std::string> files;
       while (since(t0) < c.seconds) {
         const bool write = rng() % 2 == 0;
         const auto one = static_cast<int>(rng() % kRwFiles);
-        check(fs.batch([&]() -> Status {
-          for (int i = 0; i < 20; ++i) {
-            const std::string p =
-                fmt::format("{}/f{}", dir, many_files ? static_cast<int>(rng() % kRwFiles) : one);
-            const auto off = static_cast<int64_t>(rng() % kBlocksPerFile) * kBlock;
-            if (write) {
-              SLUICE_RETURN_IF_ERROR(fs.write(p, off, block).status());
-            } else {
-              SLUICE_RETURN_IF_ERROR(fs.read(p, off, kBlock).status());
-            }
-          }
-          return {};
-        }),
+        files.clear();
+        for (auto& [path, off] : blocks) {
+          path = fmt::format("{}/f{}", dir, many_files ? static_cast<int>(rng() % kRwFiles) : one);
+          off = static_cast<int64_t>(rng() % kBlocksPerFile) * kBlock;
+          files.push_back(path);
+        }
+        // The round names its files, as a client that knows them does: on PostgreSQL they are
+        // locked in path order first, so two clients' rounds wait for each other instead of
+        // deadlocking over their random orders.
+        check(fs.batch(files, write,
+                       [&]() -> Status {
+                         for (const auto& [path, off] : blocks) {
+                           if (write) {
+                             SLUICE_RETURN_IF_ERROR(fs.write(path, off, block).status());
+                           } else {
+                             SLUICE_RETURN_IF_ERROR(fs.read(path, off, kBlock).status());
+                           }
+                         }
+                         return {};
+                       }),
               "rw round");
         ++rounds;
       }

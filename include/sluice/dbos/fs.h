@@ -41,6 +41,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -124,6 +125,13 @@ class FileSystem {
   // none take effect (say, twenty block reads of different files in one transaction). A conflict
   // retries `fn` whole, so it must not have effects outside the database.
   Status batch(const std::function<Status()>& fn);
+  // batch(fn) that first locks the entries at `paths` in path order: for writing, or (write =
+  // false) only against writers. On PostgreSQL, batches that name what they touch this way never
+  // deadlock with each other, whatever order `fn` then touches the entries in; unnamed batches
+  // over the same files in other orders do, and one of them is then retried alone. Paths that do
+  // not exist are not locked (`fn` finds them missing). SQLite has one writer at a time and never
+  // deadlocks: it only checks the paths.
+  Status batch(std::span<const std::string> paths, bool write, const std::function<Status()>& fn);
 
   // Bytes a user's files may hold in total (sum of sizes); 0 = unlimited. Writes past it: EDQUOT.
   Status set_quota(std::string_view user, int64_t bytes);

@@ -11,6 +11,8 @@
 #include <map>
 #include <mutex>
 
+#include <nlohmann/json.hpp>
+
 #include "dbos/connection.h"
 #include "dbos/fs/fs_internal.h"
 #include "dbos/fs/pg_fs.h"
@@ -869,6 +871,25 @@ Status FileSystem::batch(const std::function<Status()>& fn) {
   int tries = 0;
   return session_->transact([&]() -> Status {
     SLUICE_RETURN_IF_ERROR(impl_->exec(tries++ == 0 ? "batch_shared" : "batch_exclusive", {}));
+    return fn();
+  });
+}
+
+Status FileSystem::batch(std::span<const std::string> paths, bool write,
+                         const std::function<Status()>& fn) {
+  std::vector<std::string> normalized;
+  normalized.reserve(paths.size());
+  for (const std::string& path : paths) {
+    SLUICE_ASSIGN_OR_RETURN(std::string p, normalize_path(path));
+    normalized.push_back(std::move(p));
+  }
+  if (session_->dialect() != Dialect::kPostgres) {
+    return batch(fn);
+  }
+  // The statement sorts them (the "C" order of the paths) and locks them in that order.
+  const std::string list = nlohmann::json(normalized).dump();
+  return batch([&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(impl_->exec(write ? "lock_for_update" : "lock_for_share", {list}));
     return fn();
   });
 }

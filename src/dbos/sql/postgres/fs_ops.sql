@@ -42,6 +42,17 @@ SELECT pg_advisory_xact_lock_shared(hashtext('sluice.dbos.fs.batch'))
 -- name: batch_exclusive
 SELECT pg_advisory_xact_lock(hashtext('sluice.dbos.fs.batch'))
 
+-- A batch that names its entries locks them first, in the byte order of their paths: batches that
+-- do so wait for each other instead of deadlocking. $1 is a JSON array of paths. The rows are
+-- locked as the sort hands them up, so in that order.
+-- name: lock_for_update
+SELECT d.content FROM Directory d
+WHERE d.content IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY d.content FOR UPDATE
+
+-- name: lock_for_share
+SELECT d.content FROM Directory d
+WHERE d.content IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY d.content FOR SHARE
+
 -- The digest of the fs_functions.sql installed (FileSystem::open installs it again when it changed).
 -- name: functions_digest
 SELECT value FROM dbos_meta WHERE key = 'fs_functions_digest'

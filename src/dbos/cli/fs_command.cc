@@ -42,6 +42,7 @@ struct FsCliOptions {
   bool json = false;
   bool foreground = false;
   bool debug = false;
+  bool single_thread = false;
   bool by_user = false;
   std::string min_size = "0";
   std::string larger;
@@ -348,7 +349,10 @@ Status run_quota(const FsCliOptions& o) {
 Status run_mount(const FsCliOptions& o) {
   // Open once before detaching so a bad backend or layout is reported here, on the terminal.
   { SLUICE_ASSIGN_OR_RETURN(OpenedFs probe, open_fs(o)); }
-  MountOptions m{.mountpoint = o.path, .foreground = o.foreground, .debug = o.debug};
+  MountOptions m{.mountpoint = o.path,
+                 .foreground = o.foreground,
+                 .debug = o.debug,
+                 .single_thread = o.single_thread};
   // The first handle opens the database (after the mount detached); the handles of requests
   // served at once share it, and with it SQLite's group commit.
   std::mutex mu;
@@ -379,6 +383,9 @@ void setup_fs(CLI::App& cmd) {
   mount->add_option("dir", o->path, "an empty directory")->required();
   mount->add_flag("--foreground,-f", o->foreground, "stay in the foreground until unmounted");
   mount->add_flag("--debug", o->debug, "trace FUSE requests (implies --foreground)");
+  mount->add_flag("--single-thread,-s", o->single_thread,
+                  "serve one request at a time on one database session (default: requests in "
+                  "flight run on several threads, a session each)");
   bind_action(*mount, [o] { return run_mount(*o); });
 
   auto* put = cmd.add_subcommand("put", "Copy a local file (or - for stdin) to PATH");

@@ -431,6 +431,35 @@ TEST_P(FsTest, QuotasAndTheFileSizeLimitRefuseWritesAndChangeNothing) {
   EXPECT_EQ(fs_->stat("/q")->size, 2000);
 }
 
+TEST_P(FsTest, AQuotaHoldsAgainstWritersOfOneUserAtOnce) {
+  // Eight handles of one user append to their own files until the quota refuses: every write is
+  // whole or refused, and the user's total is the sum of the sizes, never past the quota.
+  constexpr int64_t kQuota = 40 * kBlock;
+  ASSERT_TRUE(fs_->set_quota("alice", kQuota).is_ok());
+  const int failures = run_batches_on_8_threads(1, [&](FileSystem& fs, int t, int) -> Status {
+    const std::string path = "/q" + std::to_string(t);
+    SLUICE_RETURN_IF_ERROR(fs.create(path));
+    for (int64_t written = 0;; written += kBlock / 2) {
+      const Status s = fs.write(path, written, std::string(kBlock / 2, 'q')).status();
+      if (error_number(s) == EDQUOT) {
+        return {};
+      }
+      SLUICE_RETURN_IF_ERROR(s);
+    }
+  });
+  EXPECT_EQ(failures, 0);
+  int64_t sizes = 0;
+  for (int t = 0; t < 8; ++t) {
+    auto st = fs_->stat("/q" + std::to_string(t));
+    ASSERT_TRUE(st.is_ok());
+    EXPECT_EQ(st->size % (kBlock / 2), 0);
+    sizes += st->size;
+  }
+  EXPECT_LE(sizes, kQuota);
+  EXPECT_GT(sizes, kQuota - 8 * kBlock / 2);
+  EXPECT_EQ(scalar("SELECT used_bytes FROM Users WHERE user_name = 'alice'"), sizes);
+}
+
 // --- analytics ---
 
 TEST_P(FsTest, AnalyticsAnswerInOneQueryEach) {

@@ -341,7 +341,8 @@ Status serve_fuse(const MountOptions& options,
         result = fs.status();
       } else {
         mount_state.idle.push_back(std::move(*fs));
-        if (fuse_loop_mt(f, 0) < 0) {
+        const int served = options.single_thread ? fuse_loop(f) : fuse_loop_mt(f, 0);
+        if (served < 0) {
           result = io_error(fmt::format("serving {} ended with an error", options.mountpoint));
         }
       }

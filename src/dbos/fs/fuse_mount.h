@@ -14,8 +14,9 @@ namespace sluice::dbos {
 
 struct MountOptions {
   std::string mountpoint;
-  bool foreground = false;  // false: detach once mounted (like mount(8))
-  bool debug = false;       // libfuse's request trace on stderr (implies foreground)
+  bool foreground = false;     // false: detach once mounted (like mount(8))
+  bool debug = false;          // libfuse's request trace on stderr (implies foreground)
+  bool single_thread = false;  // serve one request at a time, on one session (libfuse's -s)
 };
 
 // Mounts, detaches unless foreground, then opens the filesystem with `open_fs` (after the fork,

@@ -24,9 +24,17 @@ int64_t mode_bits(uint32_t mode) {
 
 Result<QueryResult> PgFs::call(std::string_view function, std::initializer_list<Arg> args,
                                bool idempotent) {
-  SLUICE_ASSIGN_OR_RETURN(
-      QueryResult r,
-      session_.call(function, std::span<const Arg>(args.begin(), args.size()), idempotent));
+  Result<QueryResult> called =
+      session_.call(function, std::span<const Arg>(args.begin(), args.size()), idempotent);
+  if (!called.is_ok()) {
+    // Raised once rows had changed (the quota race of dbos_fs_settle), so the transaction is
+    // gone; still the POSIX error it names.
+    if (auto e = fs_internal::named_errno(called.status().message())) {
+      return fs_error(e->number, called.status().message().substr(e->text_at));
+    }
+    return called.status();
+  }
+  QueryResult& r = *called;
   // A failed operation returns one row whose last column, out_error, holds "ENOENT: …": the
   // same Status the SQLite path builds for that mistake.
   SLUICE_ASSERT(!r.columns.empty() && r.columns.back() == "out_error",
@@ -39,7 +47,7 @@ Result<QueryResult> PgFs::call(std::string_view function, std::initializer_list<
       return internal_error(fmt::format("dbos_{}: {}", function, *error));
     }
   }
-  return r;
+  return std::move(r);
 }
 
 Status PgFs::create(const std::string& path, uint32_t mode, bool exclusive) {

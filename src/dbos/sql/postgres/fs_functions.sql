@@ -12,8 +12,8 @@
 -- operation inside FileSystem::batch leaves the batch's transaction usable, as on SQLite. Nor
 -- caught in an EXCEPTION block: that is a subtransaction per call, and past 64 of them in one
 -- transaction every snapshot gets slower (1,000 block writes in one transaction took 5.6-8.5
--- times as long). What fails after a row changed (only a quota race inside dbos_fs_put, which
--- locks the owner's row to prevent it) is raised, and aborts the transaction.
+-- times as long). What fails after a row changed (only a quota race: two writers of one user
+-- passing the check together, see dbos_fs_settle) is raised, and aborts the transaction.
 --
 -- CREATE OR REPLACE cannot change a function's result columns: such a change needs a DROP
 -- FUNCTION IF EXISTS of the old signature ahead of the new definition.
@@ -73,12 +73,12 @@ LANGUAGE sql AS $$
 $$;
 
 -- The error when a file of `in_owner` may not grow from `in_old` to `in_new` bytes (size limit,
--- quota); otherwise the owner's total changes by the difference and the result is NULL.
-CREATE OR REPLACE FUNCTION dbos_fs_charge(in_owner text, in_path text, in_old bigint,
+-- quota), read without a lock: the owner's row is locked only by dbos_fs_settle, at the end of
+-- the operation, so writers of one user do not queue behind each other's block writes.
+CREATE OR REPLACE FUNCTION dbos_fs_check_growth(in_owner text, in_path text, in_old bigint,
     in_new bigint, in_max_bytes bigint) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
-  delta bigint := in_new - in_old;
   quota bigint;
   used bigint;
 BEGIN
@@ -86,19 +86,35 @@ BEGIN
     RETURN format('EFBIG: %s would grow to %s bytes, past dbos.fs_max_file_bytes = %s', in_path,
                   in_new, in_max_bytes);
   END IF;
-  IF delta = 0 THEN
-    RETURN NULL;
-  END IF;
-  IF delta > 0 THEN
-    SELECT u.quota_bytes, u.used_bytes INTO quota, used FROM users u
-    WHERE u.user_name = in_owner FOR UPDATE;
-    IF FOUND AND quota > 0 AND used + delta > quota THEN
+  IF in_new > in_old THEN
+    SELECT u.quota_bytes, u.used_bytes INTO quota, used FROM users u WHERE u.user_name = in_owner;
+    IF FOUND AND quota > 0 AND used + in_new - in_old > quota THEN
       RETURN format('EDQUOT: %s: user %s would use %s bytes, over the quota of %s bytes '
-                    '(set_quota)', in_path, in_owner, used + delta, quota);
+                    '(set_quota)', in_path, in_owner, used + in_new - in_old, quota);
     END IF;
   END IF;
-  UPDATE users SET used_bytes = used_bytes + delta WHERE user_name = in_owner;
   RETURN NULL;
+END $$;
+
+-- Adds a file's growth (or shrinkage) to its owner's total, the last step of an operation. A
+-- concurrent writer of the same user may have used the room dbos_fs_check_growth saw: then the
+-- quota is still kept, by raising EDQUOT, which aborts the transaction (rows already changed).
+CREATE OR REPLACE FUNCTION dbos_fs_settle(in_owner text, in_path text, in_old bigint,
+    in_new bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  delta bigint := in_new - in_old;
+BEGIN
+  IF delta = 0 THEN
+    RETURN;
+  END IF;
+  UPDATE users u SET used_bytes = u.used_bytes + delta
+  WHERE u.user_name = in_owner
+    AND (delta < 0 OR u.quota_bytes = 0 OR u.used_bytes + delta <= u.quota_bytes);
+  IF NOT FOUND AND EXISTS (SELECT 1 FROM users u WHERE u.user_name = in_owner) THEN
+    RAISE EXCEPTION 'EDQUOT: %: user % went over the quota while this write ran (set_quota)',
+      in_path, in_owner;
+  END IF;
 END $$;
 
 -- Stores one block: a parallel file's block b on the (b mod n)-th partition of Map.
@@ -301,7 +317,7 @@ BEGIN
     RETURN;
   END IF;
   out_size := greatest(m.f_size, in_offset + len);
-  out_error := dbos_fs_charge(m.user_name, in_path, m.f_size, out_size, in_max_bytes);
+  out_error := dbos_fs_check_growth(m.user_name, in_path, m.f_size, out_size, in_max_bytes);
   IF out_error IS NOT NULL THEN
     out_size := NULL;
     RETURN;
@@ -332,6 +348,7 @@ BEGIN
   END LOOP;
   UPDATE directory SET f_size = out_size, mtime_us = in_now_us, ctime_us = in_now_us
   WHERE content = in_path;
+  PERFORM dbos_fs_settle(m.user_name, in_path, m.f_size, out_size);
 END $$;
 
 CREATE OR REPLACE FUNCTION dbos_fs_truncate(in_path text, in_size bigint, in_now_us bigint,
@@ -348,7 +365,7 @@ BEGIN
     RETURN;
   END IF;
   m := f.m;
-  out_error := dbos_fs_charge(m.user_name, in_path, m.f_size, in_size, in_max_bytes);
+  out_error := dbos_fs_check_growth(m.user_name, in_path, m.f_size, in_size, in_max_bytes);
   IF out_error IS NOT NULL THEN
     RETURN;
   END IF;
@@ -366,6 +383,7 @@ BEGIN
   END IF;
   UPDATE directory SET f_size = in_size, mtime_us = in_now_us, ctime_us = in_now_us
   WHERE content = in_path;
+  PERFORM dbos_fs_settle(m.user_name, in_path, m.f_size, in_size);
 END $$;
 
 -- O_CREAT: with in_exclusive = 0 an existing file is kept as it is.
@@ -436,7 +454,8 @@ BEGIN
 END $$;
 
 -- Replaces the whole contents, creating the file if it is missing. Every limit the write could
--- meet is checked first, with the owner's row locked, so nothing fails once rows changed.
+-- meet is checked first, so nothing fails once rows changed (but for the quota race that
+-- dbos_fs_settle raises).
 CREATE OR REPLACE FUNCTION dbos_fs_put(in_path text, in_parent text, in_data bytea,
     in_mode bigint, in_user text, in_p_key bigint, in_layout text, in_block_size bigint,
     in_now_us bigint, in_max_bytes bigint, OUT out_error text)
@@ -466,7 +485,7 @@ BEGIN
     RETURN;
   END IF;
   SELECT u.quota_bytes, u.used_bytes INTO quota, used FROM users u
-  WHERE u.user_name = m.user_name FOR UPDATE;
+  WHERE u.user_name = m.user_name;
   IF FOUND AND quota > 0 AND len > 0 AND used - m.f_size + len > quota THEN
     out_error := format('EDQUOT: %s: user %s would use %s bytes, over the quota of %s bytes '
                         '(set_quota)', in_path, m.user_name, used - m.f_size + len, quota);

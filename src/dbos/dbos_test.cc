@@ -1055,6 +1055,21 @@ TEST_P(DbosTest, AServerRestartMidRunLosesAndDuplicatesNothing) {
 }
 
 #ifdef SLUICE_DBOS_TEST_POSTGRES
+// A RAISE in a PL/pgSQL function reads as its own message: not the server's "ERROR:" prefix nor
+// the CONTEXT lines that name PL/pgSQL internals.
+TEST_P(DbosTest, ARaiseInAFunctionIsItsMessage) {
+  ASSERT_TRUE(session_
+                  ->execute_script("CREATE FUNCTION dbos_test_raise(n bigint) RETURNS void "
+                                   "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'EIO: no %', n; "
+                                   "END $$")
+                  .is_ok());
+  const std::vector<Value> one = {int64_t{7}};
+  auto r = session_->query("SELECT dbos_test_raise($1)", one);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.status().message(), "SQL failed: EIO: no 7");
+}
+
 INSTANTIATE_TEST_SUITE_P(Postgres, DbosTest, ::testing::Values(Dialect::kPostgres),
                          [](const auto&) { return std::string("postgres"); });
 #else

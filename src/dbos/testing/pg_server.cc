@@ -1,11 +1,14 @@
 #include "sluice/dbos/testing/pg_server.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -83,6 +86,7 @@ Status PgServer::start(const std::string& extra_conf) {
       return errno_status(errno, fmt::format("chown {} to postgres", dir_));
     }
   }
+  SLUICE_RETURN_IF_ERROR(start_watchdog());
   SLUICE_ASSIGN_OR_RETURN(port_, free_port());
   SLUICE_RETURN_IF_ERROR(
       run(fmt::format("{}/initdb -D {}/data -A trust -U postgres --no-sync -E UTF8", bin, dir_)));
@@ -100,6 +104,57 @@ Status PgServer::start(const std::string& extra_conf) {
     return io_error(fmt::format("cannot append to {}/data/postgresql.conf", dir_));
   }
   return start_again();
+}
+
+// A child that outlives this process only to shut the server down and remove its directory. It
+// waits for the end of a pipe whose write end only this process holds (close-on-exec, so neither
+// the server nor any command this process runs keeps it), and that end closes however this
+// process ends: stop(), a test binary that never destroys its server, a crash, kill -9.
+Status PgServer::start_watchdog() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    return errno_status(errno, "pipe for the PostgreSQL server's watchdog");
+  }
+  // Built before fork: the child only moves a descriptor and execs. It is a shell from then on
+  // (not a copy of the test binary, so a kill by the binary's name spares it) that waits on
+  // descriptor 3 for the end of the pipe.
+  const std::string script = fmt::format(
+      "cat <&3 >/dev/null 2>&1; {} >/dev/null 2>&1; rm -rf {}",
+      as_user(fmt::format("{}/pg_ctl -D {}/data -w -t 60 -m immediate stop", pg_bin_dir(), dir_)),
+      dir_);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int e = errno;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return errno_status(e, "fork of the PostgreSQL server's watchdog");
+  }
+  if (pid == 0) {
+    ::setsid();  // Ctrl-C to the test's process group does not reach it
+    if (fds[0] == 3) {
+      ::fcntl(3, F_SETFD, 0);
+    } else {
+      ::dup2(fds[0], 3);  // the copy is not close-on-exec
+    }
+    ::execl("/bin/sh", "sh", "-c", script.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(fds[0]);
+  watchdog_fd_ = fds[1];
+  watchdog_pid_ = pid;
+  return {};
+}
+
+void PgServer::end_watchdog() {
+  if (watchdog_fd_ < 0) {
+    return;
+  }
+  ::close(watchdog_fd_);
+  watchdog_fd_ = -1;
+  int status = 0;
+  while (::waitpid(watchdog_pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  watchdog_pid_ = -1;
 }
 
 Status PgServer::start_again() {
@@ -130,6 +185,7 @@ Status PgServer::stop() {
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
   dir_.clear();
+  end_watchdog();  // nothing left for it to do
   return s;
 }
 

@@ -4,7 +4,9 @@
 // start() runs initdb into a fresh temporary directory and pg_ctl start, as the unprivileged
 // `postgres` user when the process runs as root (PostgreSQL refuses root), stop() shuts it down
 // and removes the directory (the destructor too). restart() stops and starts it on the same port,
-// keeping the data: what a test of "server restarted mid-run" needs.
+// keeping the data: what a test of "server restarted mid-run" needs. A server is never left
+// behind: a watchdog process shuts it down and removes its directory when this process ends
+// without stop() (a static server never destroyed, a crash, kill -9).
 #pragma once
 
 #include <string>
@@ -35,11 +37,15 @@ class PgServer {
  private:
   Status run(const std::string& cmd);
   std::string as_user(const std::string& cmd) const;
+  Status start_watchdog();
+  void end_watchdog();
 
   std::string dir_;
   int port_ = 0;
   bool running_ = false;
   bool as_postgres_ = false;
+  int watchdog_fd_ = -1;  // the write end of the watchdog's pipe
+  int watchdog_pid_ = -1;
 };
 
 // Where initdb and pg_ctl live (PostgreSQL 15 on Debian); empty when not installed.

@@ -34,7 +34,7 @@ Result<QueryResult> PgFs::call(std::string_view function, std::initializer_list<
     }
     return called.status();
   }
-  QueryResult& r = *called;
+  const QueryResult& r = *called;
   // A failed operation returns one row whose last column, out_error, holds "ENOENT: …": the
   // same Status the SQLite path builds for that mistake.
   SLUICE_ASSERT(!r.columns.empty() && r.columns.back() == "out_error",
@@ -47,7 +47,7 @@ Result<QueryResult> PgFs::call(std::string_view function, std::initializer_list<
       return internal_error(fmt::format("dbos_{}: {}", function, *error));
     }
   }
-  return std::move(r);
+  return called;
 }
 
 Status PgFs::create(const std::string& path, uint32_t mode, bool exclusive) {

@@ -8,8 +8,8 @@
 --
 -- Errors: every operation (dbos_fs_stat … dbos_fs_set_times) finds its errors before it changes a
 -- row and returns them in its last column, out_error, as a message that starts with the errno
--- name ('ENOENT: …'), which fs.cc turns back into the POSIX error. Returned, not raised: a failed
--- operation inside FileSystem::batch leaves the batch's transaction usable, as on SQLite. Nor
+-- name ('ENOENT: …'), which pg_fs.cc turns back into the POSIX error. Returned, not raised: a
+-- failed operation inside FileSystem::batch leaves the batch's transaction usable, as on SQLite. Nor
 -- caught in an EXCEPTION block: that is a subtransaction per call, and past 64 of them in one
 -- transaction every snapshot gets slower (1,000 block writes in one transaction took 5.6-8.5
 -- times as long). What fails after a row changed (only a quota race: two writers of one user

@@ -131,6 +131,7 @@ expect 0 "--rate" -- "$sluice" zicio scan --help
 expect 0 "scanned 1034 bytes" -- "$sluice" zicio scan "$tmp/z.dat" --ranges 0:10,100:1K --quiet
 expect 0 "paced request rate" -- "$sluice" zicio scan "$tmp/z.dat" --rate 64M
 expect 0 "control loop: para reactor on core" -- "$sluice" zicio scan "$tmp/z.dat"
+expect 0 "s per GiB" -- "$sluice" zicio scan "$tmp/z.dat" --quiet
 expect 0 "control loop: thread" -- "$sluice" zicio scan "$tmp/z.dat" --host thread
 expect 0 "scanned 1034 bytes" -- "$sluice" zicio scan "$tmp/z.dat" --ranges 0:10,100:1K --host task --quiet
 expect 0 "paced request rate" -- "$sluice" zicio scan "$tmp/z.dat" --rate 64M --host task

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <set>
 
 #include "sluice/common/clock.h"
@@ -487,7 +488,14 @@ Result<StudySummary> run_study(const Job& job, StudyStore& store, const StudyOpt
     const std::string model_path = options.model_out.empty()
                                        ? fmt::format("{}/{}.model", work_dir, searcher->name())
                                        : options.model_out;
-    if (Status ms = searcher->save_model(model_path); ms.is_ok()) {
+    // A finished study run again (to report it) evaluates nothing: the model its last run trained
+    // step by step stays, rather than one retrained at once from the replayed history.
+    std::error_code ec;
+    const bool keep_last =
+        options.model_out.empty() && evaluated_now == 0 && std::filesystem::exists(model_path, ec);
+    if (keep_last) {
+      summary.model_path = model_path;
+    } else if (Status ms = searcher->save_model(model_path); ms.is_ok()) {
       summary.model_path = model_path;
     } else if (ms.code() != StatusCode::kUnimplemented) {
       return ms.with_context("saving the search model");

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <numeric>
 #include <set>
@@ -374,6 +375,42 @@ TEST_F(DeepTuneModelFileTest, SavedAndLoadedModelPredictsTheSame) {
   EXPECT_EQ(first->size(), 1u);
 }
 
+TEST_F(DeepTuneModelFileTest, SavingTrainsOnEverythingObservedFirst) {
+  // A resumed study with no trials left observes its history and saves at once; the model it
+  // writes must be the trained one, as if the searcher had proposed after the last observation.
+  const Space space(make_job(floats(6)));
+  const Evaluate eval = [](const Configuration& c) { return ok(4 * num(c, "x2")); };
+  const auto history = random_history(space, eval, 30, 9);
+  const auto saved_after = [&](bool observe, bool train) {
+    auto s = searcher("deeptune", space, 5);
+    if (observe) {
+      for (const auto& o : history)
+        s->observe(o);
+    }
+    if (train) {
+      EXPECT_TRUE(as_deeptune(*s).train().is_ok());
+    }
+    const std::string path =
+        (dir_ / ("m" + std::to_string(observe) + std::to_string(train) + ".model")).string();
+    EXPECT_TRUE(s->save_model(path).is_ok());
+    return searcher("deeptune", space, 6, path);
+  };
+  auto only_observed = saved_after(true, false);
+  auto trained = saved_after(true, true);
+  auto untrained = saved_after(false, false);
+  ASSERT_TRUE(only_observed && trained && untrained);
+  std::vector<Configuration> probe;
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 20; ++i)
+    probe.push_back(space.sample(rng));
+  auto p_observed = as_deeptune(*only_observed).predict(probe);
+  auto p_trained = as_deeptune(*trained).predict(probe);
+  auto p_untrained = as_deeptune(*untrained).predict(probe);
+  ASSERT_TRUE(p_observed.is_ok() && p_trained.is_ok() && p_untrained.is_ok());
+  EXPECT_TRUE(torch::allclose(p_observed->y, p_trained->y, 1e-4, 1e-4));
+  EXPECT_FALSE(torch::allclose(p_observed->y, p_untrained->y, 1e-2, 1e-2));
+}
+
 TEST_F(DeepTuneModelFileTest, TransferCopiesMatchedColumnsIntoAChangedSpace) {
   const Space space_a(make_job(R"(  - {name: keep, type: float, range: [0, 1], default: 0.5}
   - {name: mode, type: enum, values: [x, y, z], default: x}
@@ -717,6 +754,50 @@ isolation: {netns: false}
   auto trials = (*store)->trials((*info)->id);
   ASSERT_TRUE(trials.is_ok());
   EXPECT_EQ(trials->size(), 12u);
+}
+
+TEST_F(DeepTuneModelFileTest, AFinishedStudyRunAgainKeepsItsModel) {
+  auto j = parse_job(R"Y(name: keep
+parameters:
+  - {name: x, type: int, range: [0, 20], default: 10}
+  - {name: y, type: float, range: [0, 1], default: 0.5}
+commands:
+  bench: 'echo "{\"score\": $(( 100 - ({{x}} - 3) * ({{x}} - 3) ))}"'
+metric: {name: score, json: score, direction: maximize}
+isolation: {netns: false}
+)Y",
+                     "keep.yaml", dir_.string());
+  ASSERT_TRUE(j.is_ok()) << j.status().to_string();
+  auto store = StudyStore::open("sqlite:" + (dir_ / "k.db").string());
+  ASSERT_TRUE(store.is_ok());
+  StudyOptions opts{
+      .search = "deeptune", .seed = 2, .budget = 8, .work_dir = (dir_ / "w").string()};
+  const auto contents = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  auto first = run_study(*j, **store, opts);
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  ASSERT_FALSE(first->model_path.empty());
+  const std::string trained = contents(first->model_path);
+  ASSERT_FALSE(trained.empty());
+  // Run again with nothing left to evaluate (as a report script does): the model stays.
+  auto again = run_study(*j, **store, opts);
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_EQ(again->model_path, first->model_path);
+  EXPECT_EQ(contents(first->model_path), trained);
+  // Asked for by name, it is saved (trained on the whole history first).
+  opts.model_out = (dir_ / "asked.model").string();
+  auto asked = run_study(*j, **store, opts);
+  ASSERT_TRUE(asked.is_ok()) << asked.status().to_string();
+  EXPECT_TRUE(fs::exists(opts.model_out));
+  // More trials: the model is saved again.
+  opts.model_out.clear();
+  opts.budget = 10;
+  auto more = run_study(*j, **store, opts);
+  ASSERT_TRUE(more.is_ok()) << more.status().to_string();
+  EXPECT_EQ(more->trials, 10);
+  EXPECT_NE(contents(first->model_path), trained);
 }
 
 // Searchers without a model refuse --save-model and --warm-start before the first trial.

@@ -169,6 +169,9 @@ void DeepTuneSearch::save_unchecked(const std::string& path) {
 }
 
 Status DeepTuneSearch::save_model(const std::string& path) {
+  // Training is lazy: a searcher saved right after replaying a history (a resumed study with
+  // nothing left to run) has observed every trial but trained on none of them yet.
+  SLUICE_RETURN_IF_ERROR(train());
   try {
     save_unchecked(path);
     return Status();

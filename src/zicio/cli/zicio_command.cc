@@ -1,6 +1,6 @@
 // `sluice zicio scan FILE… [--ranges …] [--rate BYTES/s] [--host para|task|thread]`: streams
 // files through a channel as a worker would, optionally processing at a set rate, and prints
-// throughput, the worker's wait time and the paced request rate.
+// throughput, the worker's wait time, the paced request rate and the process's CPU time.
 // `sluice zicio stats PID`: reads the switchboards of the channels open in a running process
 // (through /proc/PID/fd; the same user, or root).
 #include <dirent.h>
@@ -105,6 +105,13 @@ void print_stats(const ChannelStats& s, std::FILE* out) {
                s.registered_files ? ", registered files" : "", s.control_host.c_str());
 }
 
+// CPU time of every thread of this process so far.
+int64_t process_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 // What the simulated worker did, and its time line when it holds a rate.
 struct ScanTotals {
   uint64_t rate = 0;         // bytes/s to process at; 0: as fast as pages come
@@ -192,6 +199,7 @@ Status run_scan(const ScanOptions& so) {
               getpid(), getpid(), ch.switchboard_fd(), getpid());
   std::fflush(stdout);
   const int64_t start = monotonic_ns();
+  const int64_t cpu_start = process_cpu_ns();
   ScanTotals totals{.rate = rate, .worker_clock = start};
   if (so.host == "task") {
     // The worker is a task of the reactor that hosts the loop: it awaits its pages, and holds
@@ -219,6 +227,7 @@ Status run_scan(const ScanOptions& so) {
   const uint64_t bytes = totals.bytes;
   const uint64_t checksum = totals.checksum;
   const double secs = static_cast<double>(monotonic_ns() - start) / 1e9;
+  const double cpu_s = static_cast<double>(process_cpu_ns() - cpu_start) / 1e9;
   const ChannelStats s = ch.stats();
   std::printf("scanned %" PRIu64 " bytes in %.3f s: %.1f MiB/s (checksum %016" PRIx64 ")\n", bytes,
               secs, static_cast<double>(bytes) / secs / (1 << 20), checksum);
@@ -227,6 +236,9 @@ Status run_scan(const ScanOptions& so) {
               100.0 * static_cast<double>(s.worker_wait_ns) / 1e9 / secs,
               rate ? (", processing at " + std::to_string(rate) + " B/s").c_str() : "");
   std::printf("paced request rate %.1f reads/s (%" PRIu64 " reads)\n", s.request_rate, s.requests);
+  // Every thread of the process: the worker, the control loop and the reactor hosting it.
+  std::printf("CPU %.3f s for the scan: %.4f s per GiB\n", cpu_s,
+              bytes == 0 ? 0.0 : cpu_s / (static_cast<double>(bytes) / (1 << 30)));
   if (!so.quiet)
     print_stats(s, stdout);
   return ch.close();
@@ -287,7 +299,7 @@ SLUICE_REGISTER_COMMAND(
               scan->add_option("--ring", so->ring,
                                "2 MiB buffers (default: knob zicio.ring_buffers)");
               scan->add_flag("--any-order", so->any_order, "full scan in completion order");
-              scan->add_flag("--quiet", so->quiet, "only the three summary lines");
+              scan->add_flag("--quiet", so->quiet, "only the summary lines");
               scan->add_option("--host", so->host,
                                "where the control loop runs: para (a reactor on core "
                                "zicio.control_core, default the last core), task (that reactor, "

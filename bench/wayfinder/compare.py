@@ -12,6 +12,11 @@ all of them), then `sluice tune export --csv` gives every trial. From the trials
   search time per iteration        the CSV's search_s (propose() of that trial); without it, the
                                    gap between trial starts minus the evaluation (search + store)
 
+For a real target (a job file, no known optimum) also: each study's best trial against its
+default, metric by metric, and the trials and seconds until the best so far is 95 % of the way
+from the seed's default to the best any searcher found on that seed; a job with several
+metrics is scored with Equation 4 over all its studies at once (one scale for all).
+
 and writes docs/bench/wayfinder_synthetic_<suite>.png, docs/bench/wayfinder_synthetic.md and
 docs/bench/wayfinder_synthetic.json. Studies live in one SQLite store per suite under --work; a
 rerun resumes unfinished studies and reuses finished ones (--fresh starts over).
@@ -20,6 +25,7 @@ rerun resumes unfinished studies and reuses finished ones (--fresh starts over).
   compare.py                                       # 4 searchers x 5 seeds x bowl,rugged x 100
   compare.py --jobs targets/sqlite.yaml            # real targets too (no known optimum)
   compare.py --transfer bowl bowl_shift            # DeepTune warm (--warm-start) vs cold
+  compare.py --report-only --jobs targets/sqlite.yaml   # the report again, running nothing
 
 Needs python3 with matplotlib (Debian: python3-matplotlib) for the plots; the benchmark itself
 (synthetic.py eval) needs only the standard library.
@@ -94,6 +100,7 @@ class Runner:
         self.sluice = os.path.abspath(args.sluice)
         self.work = os.path.abspath(args.work)
         self.timeout = args.run_timeout
+        self.report_only = args.report_only
         os.makedirs(os.path.join(self.work, "logs"), exist_ok=True)
         os.makedirs(os.path.join(self.work, "csv"), exist_ok=True)
         os.makedirs(os.path.join(self.work, "stores"), exist_ok=True)
@@ -104,6 +111,8 @@ class Runner:
     def study(self, job, target, study, search, seed, budget, extra=()):
         """Runs (or resumes) one study and exports it; returns what happened and the trials."""
         log = os.path.join(self.work, "logs", study + ".log")
+        if self.report_only:
+            return self.export(target, study, search, seed, None, 0.0, log)
         cmd = [self.sluice, "tune", "run", job, "--search", search, "--seed", str(seed),
                "--budget", str(budget), "--study", study, "--store", self.store(target),
                "--work-dir", os.path.join(self.work, "runs")] + list(extra)
@@ -116,10 +125,13 @@ class Runner:
                                     timeout=self.timeout).returncode
             except subprocess.TimeoutExpired:
                 rc = "timeout"
-        wall = time.monotonic() - t0
+        return self.export(target, study, search, seed, rc, time.monotonic() - t0, log)
+
+    def export(self, target, study, search, seed, rc, wall, log):
+        """The study's trials from the store (rc None: not run now, only exported)."""
         run = {"target": target, "study": study, "search": search, "seed": seed, "rc": rc,
                "wall_s": round(wall, 3), "log": log, "trials": [], "error": None}
-        if rc != 0:
+        if rc not in (0, None):
             run["error"] = tail(log)
         path = os.path.join(self.work, "csv", study + ".csv")
         exp = subprocess.run([self.sluice, "tune", "export", study, "--csv", "--store",
@@ -147,6 +159,11 @@ def _float(s):
         return None
 
 
+# The CSV's own columns; the rest are the job's metrics and parameters.
+TRIAL_COLUMNS = {"iteration", "role", "outcome", "objective", "build_s", "build_cached", "eval_s",
+                 "started_ns", "search_s", "message"}
+
+
 def read_trials(path):
     """The search trials of an exported study (the default included, confirm re-runs left out)."""
     out = []
@@ -163,6 +180,7 @@ def read_trials(path):
                 "build_s": _float(row.get("build_s")) or 0.0,
                 "started_ns": int(row["started_ns"]) if row.get("started_ns") else None,
                 "search_s": _float(row.get("search_s")) if "search_s" in row else None,
+                "metrics": {k: _float(v) for k, v in row.items() if k not in TRIAL_COLUMNS},
             })
     out.sort(key=lambda t: t["iteration"])
     return out
@@ -345,6 +363,103 @@ def summarize(target, runs, budget, optimum, searchers):
     return out
 
 
+def pool_scores(target, runs):
+    """Equation 4 over every study of a target at once.
+
+    sluice scores a multi-metric trial against the min-max range of its own study, so the
+    objectives of two studies are on different scales. Comparing searchers needs one scale:
+    the range of every ok trial of every study of the target. A single metric is left alone.
+    """
+    metrics = target.get("metrics") or []
+    if len(metrics) < 2:
+        return False
+    trials = [t for r in runs if r["target"] == target["name"] for t in r["trials"]]
+    ok = [t for t in trials if t["outcome"] == "ok"]
+    rng = {}
+    for m in metrics:
+        vals = [t["metrics"].get(m["name"]) for t in ok]
+        vals = [v for v in vals if v is not None]
+        rng[m["name"]] = (min(vals), max(vals)) if vals else (0.0, 0.0)
+    for t in trials:
+        t["study_objective"] = t["objective"]
+        if t["outcome"] != "ok":
+            continue
+        score = 0.0
+        for m in metrics:
+            v = t["metrics"].get(m["name"])
+            if v is None:
+                score = None
+                break
+            lo, hi = rng[m["name"]]
+            norm = (v - lo) / (hi - lo) if hi > lo else 0.0
+            score += m["weight"] * (norm if m["direction"] == "maximize" else -norm)
+        t["objective"] = score
+    return True
+
+
+def real_target_figures(target, runs, budget, searchers):
+    """Per searcher: the best trial's metrics against the default's, and trials and seconds to
+    95 % of the way from the default to the best any searcher found on the same seed."""
+    metrics = target.get("metrics") or []
+    mine = [r for r in runs if r["target"] == target["name"] and r["trials"]]
+    goal = {}
+    for k in sorted({r["seed"] for r in mine}):
+        same = [r for r in mine if r["seed"] == k]
+        defaults = [r["trials"][0]["objective"] for r in same
+                    if r["trials"][0]["role"] == "default" and r["trials"][0]["objective"] is not None]
+        bests = [b for b in (best_so_far(r["trials"])[-1] for r in same) if b is not None]
+        if defaults and bests:
+            d, b = median(defaults), max(bests)
+            goal[k] = d + 0.95 * (b - d)
+    out = {}
+    for s in searchers:
+        rows = []
+        for r in sorted((r for r in mine if r["search"] == s), key=lambda r: r["seed"]):
+            tr = r["trials"]
+            ok = [t for t in tr if t["outcome"] == "ok" and t["objective"] is not None]
+            if not ok or tr[0]["role"] != "default":
+                continue
+            best = max(ok, key=lambda t: t["objective"])
+            ratio = {}
+            for m in metrics:
+                b, d = best["metrics"].get(m["name"]), tr[0]["metrics"].get(m["name"])
+                if b and d:
+                    ratio[m["name"]] = b / d if m["direction"] == "maximize" else d / b
+            t95 = trials_to_reach(best_so_far(tr), goal.get(r["seed"]))
+            secs = None
+            if t95 is not None and tr[0]["started_ns"] and tr[t95 - 1]["started_ns"]:
+                end = tr[t95 - 1]
+                secs = (end["started_ns"] - tr[0]["started_ns"]) / 1e9 + end["eval_s"] + end["build_s"]
+            rows.append({"seed": r["seed"], "ratio": ratio, "trials_to_95": t95,
+                         "seconds_to_95": secs})
+        out[s] = rows
+    return out
+
+
+def real_target_table(figures, metrics, budget):
+    names = [m["name"] for m in metrics]
+    head = (["searcher"] + ["best ÷ default, %s: median (min–max)" % n for n in names] +
+            ["trials to 95 % of the seed's best, per seed", "median",
+             "seconds to 95 %, median (min–max)"])
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for s, rows in figures.items():
+        if not rows:
+            continue
+        cells = [s]
+        for n in names:
+            cells.append(fmt_range([r["ratio"][n] for r in rows if n in r["ratio"]], 2))
+        t = [r["trials_to_95"] for r in rows]
+        cells.append(", ".join(str(v) if v is not None else ">%d" % budget for v in t))
+        # A study that never got there counts as past the budget, so the median stays honest.
+        med = median([v if v is not None else budget + 1 for v in t])
+        cells.append(fmt(med, 0) if med <= budget else ">%d" % budget)
+        secs = [r["seconds_to_95"] for r in rows if r["seconds_to_95"] is not None]
+        cells.append(fmt_range(secs, 0) + ("" if len(secs) == len(rows) else
+                                           " (%d of %d reached)" % (len(secs), len(rows))))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------
 # Output
 
@@ -440,6 +555,10 @@ def write_report(args, runs, targets, summaries, transfer, meta):
               "(`%s`). Wall time %.0f s." % (m["cpu"], m["cpus"], m["kernel"], meta["load_before"],
                                           meta["load_after"], meta["revision"], meta["sluice"],
                                           meta["wall_s"]))
+    if args.report_only:
+        md.append("")
+        md.append("A report (`--report-only`) of studies run before: the load average and wall "
+                  "time above are the report's; each study's own wall time is in the table.")
     md.append("")
     md.append("Budget %d trials per study (the default configuration is trial 0), seeds %s, "
               "searchers run interleaved with the order rotated per seed. Objectives are higher-is-better "
@@ -456,6 +575,17 @@ def write_report(args, runs, targets, summaries, transfer, meta):
         if t.get("about"):
             md += [t["about"], ""]
         md.append(markdown_table(summaries[name], args.budget))
+        if t.get("figures"):
+            if t.get("pooled"):
+                md += ["", "Several metrics: the objective above is Equation 4 recomputed over "
+                       "every study of this target at once (sluice scores a trial against its "
+                       "own study's min-max range, so two studies' scores are on different "
+                       "scales)."]
+            md += ["", "Best trial against the default (trial 0) of the same study, per metric "
+                   "(× better: higher for a maximized metric, default ÷ best for a minimized "
+                   "one); time to 95 % of the way from the seed's default (median of its "
+                   "studies' trial 0) to the best any searcher found on that seed:", ""]
+            md.append(real_target_table(t["figures"], t.get("metrics") or [], args.budget))
         errors = [r for r in runs if r["target"] == name and r["error"]]
         if errors:
             md += ["", "Studies that failed:", ""]
@@ -471,10 +601,10 @@ def write_report(args, runs, targets, summaries, transfer, meta):
             md += ["", "![%s](%s)" % (name, os.path.basename(t["plot"]))]
     if transfer:
         md += ["", "## Transfer learning: %s → %s" % (transfer["source"], transfer["target"]), ""]
-        md.append("DeepTune trained on `%s` (`--save-model`), then `%s` from that model "
-                  "(`--warm-start`) against a cold start, same seeds and budget. *Target*: 95 %% of "
-                  "the way from the default to the best either run found on that seed." % (
-                      transfer["source"], transfer["target"]))
+        md.append("DeepTune trained on `%s` (the model its study leaves in its work directory), "
+                  "then `%s` from that model (`--warm-start`) against a cold start, same seeds "
+                  "and budget. *Target*: 95 %% of the way from the default to the best either run "
+                  "found on that seed." % (transfer["source"], transfer["target"]))
         md += ["", "| seed | warm: trials to target | cold: trials to target | warm: seconds to "
                "target | cold: seconds to target | warm best | cold best |",
                "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -493,6 +623,12 @@ def write_report(args, runs, targets, summaries, transfer, meta):
     path_md = os.path.join(args.out_dir, "wayfinder_synthetic.md")
     with open(path_md, "w") as f:
         f.write("\n".join(md))
+    # Each trial keeps its job's metrics, not the parameter columns the CSV has as well.
+    names = {t["name"]: {m["name"] for m in t.get("metrics") or []} for t in targets}
+    for r in runs:
+        keep = names.get(r["target"], set())
+        for tr in r["trials"]:
+            tr["metrics"] = {k: v for k, v in tr.get("metrics", {}).items() if k in keep}
     raw = {"meta": meta, "targets": targets, "summary": summaries, "transfer": transfer,
            "runs": runs}
     path_json = os.path.join(args.out_dir, "wayfinder_synthetic.json")
@@ -510,11 +646,12 @@ def transfer_study(args, runner, src, dst):
     search = args.transfer_search
     rows, errors, runs = [], [], []
     for k in range(1, args.seeds + 1):
-        model = os.path.join(runner.work, "models", "%s-s%d.model" % (src["name"], k))
-        os.makedirs(os.path.dirname(model), exist_ok=True)
-        r = runner.study(src["job"], src["name"], "%s-%s-s%d-n%d-src" % (
-            src["name"], search, k, args.budget), search, k, args.budget,
-            ["--save-model", model])
+        # The source study and the cold start are named as in the comparison, so a comparison
+        # run in the same --work before is reused: its model (a finished study run again keeps
+        # the model it trained) and its cold studies. Only the warm starts are new then.
+        src_study = "%s-%s-s%d-n%d" % (src["name"], search, k, args.budget)
+        model = os.path.join(runner.work, "runs", src_study, search + ".model")
+        r = runner.study(src["job"], src["name"], src_study, search, k, args.budget)
         runs.append(r)
         print("transfer seed %d: %s on %s, %d trials, %.1f s%s" % (
             k, search, src["name"], len(r["trials"]), r["wall_s"],
@@ -526,8 +663,9 @@ def transfer_study(args, runner, src, dst):
         order = ["warm", "cold"] if k % 2 else ["cold", "warm"]
         for mode in order:
             extra = ["--warm-start", model] if mode == "warm" else []
-            rr = runner.study(dst["job"], dst["name"], "%s-%s-s%d-n%d-%s" % (
-                dst["name"], search, k, args.budget, mode), search, k, args.budget, extra)
+            name = "%s-%s-s%d-n%d" % (dst["name"], search, k, args.budget)
+            rr = runner.study(dst["job"], dst["name"], name + ("-warm" if extra else ""), search,
+                              k, args.budget, extra)
             rr["mode"] = mode
             runs.append(rr)
             print("transfer seed %d: %s %s on %s, %d trials, %.1f s, best %s" % (
@@ -612,7 +750,20 @@ def target_of(spec, runner, args):
             spec, ", ".join(synthetic.SUITES)))
     name = os.path.splitext(os.path.basename(spec))[0]
     return {"name": name, "job": os.path.abspath(spec), "optimum": None,
-            "about": "Job file `%s` (no known optimum)." % spec}
+            "about": "Job file `%s` (no known optimum)." % spec, "metrics": job_metrics(spec)}
+
+
+def job_metrics(path):
+    """The job's metrics: [{name, direction, weight}] (empty without python3-yaml)."""
+    try:
+        import yaml
+    except ImportError:
+        return []
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    ms = doc.get("metrics") or ([doc["metric"]] if doc.get("metric") else [])
+    return [{"name": m["name"], "direction": m.get("direction", "maximize"),
+             "weight": float(m.get("weight", 1.0))} for m in ms]
 
 
 def main():
@@ -630,7 +781,8 @@ def main():
                          "none)" % ", ".join(synthetic.SUITES))
     ap.add_argument("--jobs", nargs="*", default=[], help="real-target job files as well")
     ap.add_argument("--transfer", nargs=2, metavar=("SRC", "DST"),
-                    help="transfer learning: train on SRC (suite or job), warm-start DST")
+                    help="transfer learning: train on SRC (suite or job), warm-start DST; the "
+                         "source and cold studies of a comparison in the same --work are reused")
     ap.add_argument("--transfer-search", default="deeptune",
                     help="the model-based searcher for --transfer (default deeptune)")
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "docs/bench"),
@@ -641,6 +793,8 @@ def main():
                     help="interpreter for the synthetic benchmark (default: this one)")
     ap.add_argument("--run-timeout", type=float, default=None,
                     help="seconds one study may take (default: no limit)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="run nothing: report the studies already in --work's stores")
     ap.add_argument("--fresh", action="store_true",
                     help="delete --work's stores first (else finished studies are reused)")
     args = ap.parse_args()
@@ -684,6 +838,9 @@ def main():
 
     summaries = {}
     for t in targets:
+        if t["optimum"] is None:
+            t["pooled"] = pool_scores(t, runs)
+            t["figures"] = real_target_figures(t, runs, args.budget, searchers)
         summaries[t["name"]] = summarize(t["name"], runs, args.budget, t["optimum"], searchers)
         png = os.path.join(args.out_dir, "wayfinder_synthetic_%s.png" % t["name"])
         os.makedirs(args.out_dir, exist_ok=True)

@@ -27,11 +27,31 @@ const IntKnob kRecheckMs({.name = "dbos.recv_recheck_ms",
                           .help = "a blocked receiver looks at its table at least this often, "
                                   "in case a sender died between its commit and its wake-up"});
 
+const IntKnob kRecvSpinUs({.name = "dbos.recv_spin_us",
+                           .default_value = 250,
+                           .min = 0,
+                           .max = 100000,
+                           .stage = KnobStage::kRuntime,
+                           .help = "SQLite: longest a blocked receiver spins on its wake-up word "
+                                   "before it sleeps; it spins only while its recent waits were "
+                                   "shorter than this (0: always sleep at once)"});
+
 std::string channel_name(int64_t receiver) {
   return fmt::format("dbos_rx_{}", receiver);
 }
 
 }  // namespace
+
+Ipc::Ipc(Session& session) : session_(&session) {}
+Ipc::~Ipc() = default;
+
+SpinPolicy* Ipc::spin_policy(int64_t receiver) {
+  auto& p = spin_[receiver];
+  if (p == nullptr) {
+    p = std::make_unique<SpinPolicy>(kRecvSpinUs.get() * 1000);
+  }
+  return p.get();
+}
 
 Status Ipc::create_endpoint(int64_t id, std::string_view name) {
   Arg args[] = {{"endpoint_id", id},
@@ -346,7 +366,7 @@ Status Ipc::wait_for(int64_t receiver, uint32_t seen,
       std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now).count(),
       kRecheckMs.get() * 1'000'000);
   if (WakeTable* w = session_->database().wake_table()) {
-    w->wait(receiver, seen, left);
+    w->wait(receiver, seen, left, spin_policy(receiver));
     return {};
   }
   const int ms = static_cast<int>(std::min<int64_t>(left / 1'000'000 + 1, 1'000'000'000));

@@ -9,10 +9,69 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
+#include <thread>
 
 namespace sluice::dbos {
+namespace {
+
+std::atomic<uint64_t> g_spin_wakeups{0};
+std::atomic<uint64_t> g_sleeps{0};
+std::atomic<int> g_spinners{0};
+
+int64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+// A spinner occupies a CPU: leave at least one to the threads that do the work it waits for
+// (on one CPU, nobody spins).
+bool enter_spin() {
+  static const int max_spinners =
+      std::max(0, static_cast<int>(std::thread::hardware_concurrency()) - 1);
+  int n = g_spinners.load(std::memory_order_relaxed);
+  while (n < max_spinners) {
+    if (g_spinners.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+}  // namespace
+
+int64_t SpinPolicy::budget_ns() const {
+  if (max_ns_ <= 0 || average_ns_ > max_ns_) {
+    return 0;
+  }
+  return std::min(max_ns_, 2 * average_ns_);
+}
+
+void SpinPolicy::record(int64_t waited_ns) {
+  // Clamped so that one long sleep (a timeout of seconds) is forgotten after a few quick waits.
+  const int64_t w = std::clamp<int64_t>(waited_ns, 0, 4 * std::max<int64_t>(max_ns_, 1));
+  average_ns_ += (w - average_ns_) / 4;
+}
+
+uint64_t WakeTable::spin_wakeups() {
+  return g_spin_wakeups.load(std::memory_order_relaxed);
+}
+
+uint64_t WakeTable::sleeps() {
+  return g_sleeps.load(std::memory_order_relaxed);
+}
 
 Result<std::unique_ptr<WakeTable>> WakeTable::open(const std::string& path) {
   const size_t bytes = kSlots * sizeof(Slot);
@@ -60,11 +119,39 @@ void WakeTable::notify(int64_t key) {
   }
 }
 
-bool WakeTable::wait(int64_t key, uint32_t seen, int64_t timeout_ns) {
+bool WakeTable::wait(int64_t key, uint32_t seen, int64_t timeout_ns, SpinPolicy* policy) {
   Slot& s = slot(key);
+  const int64_t start = policy != nullptr ? monotonic_ns() : 0;
+  const int64_t spin_ns = policy != nullptr ? std::min(policy->budget_ns(), timeout_ns) : 0;
+  if (spin_ns > 0 && enter_spin()) {
+    bool changed = false;
+    // The clock is read every 64 pauses (a few µs): a pause is 10–140 cycles by CPU model.
+    for (uint32_t i = 1;; ++i) {
+      if (s.epoch.load(std::memory_order_acquire) != seen) {
+        changed = true;
+        break;
+      }
+      cpu_relax();
+      if (i % 64 == 0 && monotonic_ns() - start >= spin_ns) {
+        break;
+      }
+    }
+    g_spinners.fetch_sub(1, std::memory_order_relaxed);
+    if (changed) {
+      g_spin_wakeups.fetch_add(1, std::memory_order_relaxed);
+      policy->record(monotonic_ns() - start);
+      return true;
+    }
+    timeout_ns -= monotonic_ns() - start;
+    if (timeout_ns <= 0) {
+      policy->record(monotonic_ns() - start);
+      return false;
+    }
+  }
   s.waiters.fetch_add(1, std::memory_order_seq_cst);
   bool woke = true;
   if (s.epoch.load(std::memory_order_seq_cst) == seen) {
+    g_sleeps.fetch_add(1, std::memory_order_relaxed);
     struct timespec ts {};
     ts.tv_sec = timeout_ns / 1'000'000'000;
     ts.tv_nsec = timeout_ns % 1'000'000'000;
@@ -75,6 +162,9 @@ bool WakeTable::wait(int64_t key, uint32_t seen, int64_t timeout_ns) {
     }
   }
   s.waiters.fetch_sub(1, std::memory_order_seq_cst);
+  if (policy != nullptr) {
+    policy->record(monotonic_ns() - start);
+  }
   return woke;
 }
 

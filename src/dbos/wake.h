@@ -13,6 +13,12 @@
 // epoch (seq_cst), then reads waiters. One of the two sees the other's increment, so a wake-up is
 // never lost. A receiver killed while waiting leaves waiters > 0: senders then make a needless
 // FUTEX_WAKE, nothing worse. Hash collisions only cause spurious wake-ups.
+//
+// Spinning first: a receiver may watch its epoch for a while before it registers as a waiter
+// (SpinPolicy). A send that lands during the spin costs neither side a system call: the sender
+// sees no waiter, and the receiver never sleeps. On a VM each futex hand-off is a cross-CPU
+// interrupt and a context switch (20–50 µs on the 2-vCPU machines of docs/dbos.md), as much as
+// the SQLite transaction on either side of it.
 #pragma once
 
 #include <atomic>
@@ -23,6 +29,26 @@
 #include "sluice/common/result.h"
 
 namespace sluice::dbos {
+
+// How long one receiver spins before it sleeps, learnt from how long its recent waits lasted
+// (the adaptive spin of folly's TurnSequencer and of glibc's adaptive mutexes): a receiver whose
+// answers come back within about `max_ns` (a ping-pong partner's transaction) spins for twice its
+// average wait, capped at `max_ns`; one whose waits are longer than `max_ns` sleeps at once. The
+// average follows every wait, slept or spun, so a receiver that starts getting quick answers
+// again spins again. Not thread-safe: one per receiver per Ipc (thread).
+class SpinPolicy {
+ public:
+  explicit SpinPolicy(int64_t max_ns) : max_ns_(max_ns), average_ns_(max_ns / 2) {}
+  // Nanoseconds to spin before the next sleep (0: sleep at once).
+  int64_t budget_ns() const;
+  // A wait that ended after `waited_ns` (spun or slept; a timeout counts as its full length).
+  void record(int64_t waited_ns);
+  int64_t average_ns() const { return average_ns_; }
+
+ private:
+  int64_t max_ns_;
+  int64_t average_ns_;  // exponential moving average, weight 1/4
+};
 
 class WakeTable {
  public:
@@ -38,7 +64,14 @@ class WakeTable {
   // After committing work for `key`.
   void notify(int64_t key);
   // Sleeps until epoch(key) != seen, a spurious wake-up, or timeout_ns. Returns false on timeout.
-  bool wait(int64_t key, uint32_t seen, int64_t timeout_ns);
+  // With a policy, first spins for its budget (when fewer threads of this process spin than
+  // there are other CPUs) and records in it how long the wait lasted.
+  bool wait(int64_t key, uint32_t seen, int64_t timeout_ns, SpinPolicy* policy = nullptr);
+
+  // Times a wait ended during its spin and times a receiver went to sleep, in this process (for
+  // tests and benchmarks).
+  static uint64_t spin_wakeups();
+  static uint64_t sleeps();
 
  private:
   struct Slot {

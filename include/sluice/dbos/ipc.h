@@ -9,7 +9,8 @@
 // Waiting without polling: on SQLite a send bumps a futex word of the receiver's slot in a small
 // shared file beside the database (`<db>-wake`), so a blocked receiver in any process sleeps in
 // the kernel until then; on PostgreSQL the send function NOTIFYs the receiver's channel and the
-// receiver LISTENs.
+// receiver LISTENs. A SQLite receiver whose messages come quickly (a request-reply partner) spins
+// on its futex word for up to `dbos.recv_spin_us` before it sleeps (see dbos/wake.h).
 //
 // Ownership: one Ipc per Session (thread). A sender id should be used by one Ipc at a time: it
 // numbers that sender's messages from the Channel table.
@@ -19,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -40,9 +42,14 @@ struct Message {
 
 enum class SendOutcome { kSent, kDuplicate };
 
+class SpinPolicy;
+
 class Ipc {
  public:
-  explicit Ipc(Session& session) : session_(&session) {}
+  explicit Ipc(Session& session);
+  ~Ipc();
+  Ipc(const Ipc&) = delete;
+  Ipc& operator=(const Ipc&) = delete;
 
   // Registers an endpoint (a receiver or sender id) with a name; idempotent.
   Status create_endpoint(int64_t id, std::string_view name = {});
@@ -97,12 +104,14 @@ class Ipc {
   Status wait_for_mail(int64_t receiver, uint32_t seen,
                        std::chrono::steady_clock::time_point deadline);
   void wake(int64_t receiver);
+  SpinPolicy* spin_policy(int64_t receiver);
 
   Session* session_;
   std::map<std::pair<int64_t, int64_t>, int64_t> next_id_;  // pair → next message id
   std::map<int64_t, bool> known_receivers_;
   std::map<int64_t, bool> listening_;
   std::map<int64_t, uint32_t> empty_at_;  // receiver → wake epoch at which its table was empty
+  std::map<int64_t, std::unique_ptr<SpinPolicy>> spin_;  // receiver → how long it spins
 };
 
 }  // namespace sluice::dbos

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <vector>
 
 namespace sluice::wf {
 namespace {
@@ -110,6 +111,55 @@ TEST(JobTest, ShippedTargetsParse) {
     ++parsed;
   }
   EXPECT_GE(parsed, 5);  // sqlite, nginx, redis, sluice (zicio), sluice-oqueue
+}
+
+// Every job file the project ships parses (a typo in one would surface only when a user runs it).
+TEST(JobTest, EveryShippedTargetParses) {
+  const std::filesystem::path dir = std::filesystem::path(SLUICE_SOURCE_DIR) / "targets";
+  int parsed = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".yaml") {
+      continue;
+    }
+    auto job = load_job_file(entry.path().string());
+    EXPECT_TRUE(job.is_ok()) << entry.path() << ": " << job.status().to_string();
+    ++parsed;
+  }
+  EXPECT_GE(parsed, 10);
+}
+
+// The transfer-learning pair searches one space: what a model learns on redis-os names the same
+// columns in nginx-os (transfer matches parameters by name, one-hot columns by name=value).
+TEST(JobTest, TheOsTargetsSearchTheSameSpace) {
+  const std::filesystem::path dir = std::filesystem::path(SLUICE_SOURCE_DIR) / "targets";
+  auto redis = load_job_file((dir / "redis-os.yaml").string());
+  auto nginx = load_job_file((dir / "nginx-os.yaml").string());
+  ASSERT_TRUE(redis.is_ok()) << redis.status().to_string();
+  ASSERT_TRUE(nginx.is_ok()) << nginx.status().to_string();
+  auto searched = [](const Job& job) {
+    std::vector<const Parameter*> out;
+    for (const Parameter& p : job.parameters) {
+      if (!p.fixed) {
+        out.push_back(&p);
+      }
+    }
+    return out;
+  };
+  const auto a = searched(*redis);
+  const auto b = searched(*nginx);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_GE(a.size(), 10u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]->name, b[i]->name);
+    EXPECT_EQ(a[i]->type, b[i]->type) << a[i]->name;
+    EXPECT_EQ(a[i]->values, b[i]->values) << a[i]->name;
+    EXPECT_EQ(a[i]->min, b[i]->min) << a[i]->name;
+    EXPECT_EQ(a[i]->max, b[i]->max) << a[i]->name;
+    EXPECT_EQ(a[i]->log_scale, b[i]->log_scale) << a[i]->name;
+    EXPECT_EQ(a[i]->default_value, b[i]->default_value) << a[i]->name;
+    EXPECT_EQ(a[i]->apply, b[i]->apply) << a[i]->name;
+    EXPECT_EQ(a[i]->target, b[i]->target) << a[i]->name;
+  }
 }
 
 }  // namespace

@@ -39,12 +39,17 @@ const IntKnob kCacheMb({.name = "dbos.sqlite.cache_mb",
                         .max = 65536,
                         .stage = KnobStage::kStart,
                         .help = "SQLite page cache per connection, MiB"});
+// Off by default: a connection that finds the database changed by another connection unmaps
+// the whole window and maps it again on its next read, and each munmap in a threaded process is a
+// TLB shoot-down across its CPUs. The OS-state tables are written by many connections in turn
+// (IPC, schedulers, filesystems), so the window cost more than it saved (docs/dbos.md, "mmap").
 const IntKnob kMmapMb({.name = "dbos.sqlite.mmap_mb",
-                       .default_value = 256,
+                       .default_value = 0,
                        .min = 0,
                        .max = 1 << 20,
                        .stage = KnobStage::kStart,
-                       .help = "SQLite memory-mapped I/O window, MiB (0: off)"});
+                       .help = "SQLite memory-mapped I/O window, MiB (0: off, the default: "
+                               "connections that write in turn remap it on every transaction)"});
 const IntKnob kWalAutocheckpoint({.name = "dbos.sqlite.wal_autocheckpoint",
                                   .default_value = 4000,
                                   .min = 0,

@@ -42,7 +42,8 @@ const IntKnob kCacheMb({.name = "dbos.sqlite.cache_mb",
 // Off by default: a connection that finds the database changed by another connection unmaps
 // the whole window and maps it again on its next read, and each munmap in a threaded process is a
 // TLB shoot-down across its CPUs. The OS-state tables are written by many connections in turn
-// (IPC, schedulers, filesystems), so the window cost more than it saved (docs/dbos.md, "mmap").
+// (IPC, schedulers, filesystems), so the window cost more than it saved (docs/dbos.md, "SQLite
+// without the mmap window").
 const IntKnob kMmapMb({.name = "dbos.sqlite.mmap_mb",
                        .default_value = 0,
                        .min = 0,

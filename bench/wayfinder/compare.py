@@ -15,7 +15,10 @@ all of them), then `sluice tune export --csv` gives every trial. From the trials
 For a real target (a job file, no known optimum) also: each study's best trial against its
 default, metric by metric, and the trials and seconds until the best so far is 95 % of the way
 from the seed's default to the best any searcher found on that seed; a job with several
-metrics is scored with Equation 4 over all its studies at once (one scale for all).
+metrics is scored with Equation 4 over all its studies at once (one scale for all). With
+--confirm N each real-target study then re-measures its best against its default N times each,
+alternately, and the report adds that ratio: a best found by one noisy measurement per trial is
+partly luck, and the re-measured ratio says how much.
 
 and writes docs/bench/wayfinder_synthetic_<suite>.png, docs/bench/wayfinder_synthetic.md and
 docs/bench/wayfinder_synthetic.json. Studies live in one SQLite store per suite under --work; a
@@ -101,6 +104,7 @@ class Runner:
         self.work = os.path.abspath(args.work)
         self.timeout = args.run_timeout
         self.report_only = args.report_only
+        self.confirm = getattr(args, "confirm", 0)
         os.makedirs(os.path.join(self.work, "logs"), exist_ok=True)
         os.makedirs(os.path.join(self.work, "csv"), exist_ok=True)
         os.makedirs(os.path.join(self.work, "stores"), exist_ok=True)
@@ -108,14 +112,17 @@ class Runner:
     def store(self, target):
         return "sqlite:" + os.path.join(self.work, "stores", target + ".db")
 
-    def study(self, job, target, study, search, seed, budget, extra=()):
-        """Runs (or resumes) one study and exports it; returns what happened and the trials."""
+    def study(self, job, target, study, search, seed, budget, extra=(), real=False):
+        """Runs (or resumes) one study and exports it; returns what happened and the trials.
+        A real target's study re-measures its best against its default --confirm times."""
         log = os.path.join(self.work, "logs", study + ".log")
         if self.report_only:
             return self.export(target, study, search, seed, None, 0.0, log)
         cmd = [self.sluice, "tune", "run", job, "--search", search, "--seed", str(seed),
                "--budget", str(budget), "--study", study, "--store", self.store(target),
                "--work-dir", os.path.join(self.work, "runs")] + list(extra)
+        if real and self.confirm:
+            cmd += ["--confirm", str(self.confirm)]
         t0 = time.monotonic()
         with open(log, "w") as out:
             out.write("$ " + " ".join(cmd) + "\n")
@@ -138,6 +145,7 @@ class Runner:
                               self.store(target), "-o", path], capture_output=True, text=True)
         if exp.returncode == 0:
             run["trials"] = read_trials(path)
+            run["confirm"] = read_confirms(path)
         elif not run["error"]:
             run["error"] = (exp.stderr or exp.stdout).strip()[-500:]
         return run
@@ -183,6 +191,36 @@ def read_trials(path):
                 "metrics": {k: _float(v) for k, v in row.items() if k not in TRIAL_COLUMNS},
             })
     out.sort(key=lambda t: t["iteration"])
+    return out
+
+
+def read_confirms(path):
+    """The study's confirm re-runs (`sluice tune run --confirm`): the default and the best,
+    alternately, in iteration order."""
+    out = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("role") == "confirm" and row.get("outcome") != "pending":
+                out.append({"iteration": int(row["iteration"]), "outcome": row.get("outcome"),
+                            "metrics": {k: _float(v) for k, v in row.items()
+                                        if k not in TRIAL_COLUMNS}})
+    out.sort(key=lambda t: t["iteration"])
+    return out
+
+
+def confirmed_ratios(run, metrics):
+    """Per metric, the re-measured best ÷ default (inverted for a minimized metric) of each
+    default/best pair of the confirm re-runs; {} when the study has none."""
+    runs = run.get("confirm") or []
+    out = {}
+    for m in metrics:
+        ratios = []
+        for d, b in zip(runs[0::2], runs[1::2]):
+            dv, bv = d["metrics"].get(m["name"]), b["metrics"].get(m["name"])
+            if d["outcome"] == "ok" and b["outcome"] == "ok" and dv and bv:
+                ratios.append(bv / dv if m["direction"] == "maximize" else dv / bv)
+        if ratios:
+            out[m["name"]] = ratios
     return out
 
 
@@ -430,15 +468,19 @@ def real_target_figures(target, runs, budget, searchers):
             if t95 is not None and tr[0]["started_ns"] and tr[t95 - 1]["started_ns"]:
                 end = tr[t95 - 1]
                 secs = (end["started_ns"] - tr[0]["started_ns"]) / 1e9 + end["eval_s"] + end["build_s"]
+            confirmed = {n: median(v) for n, v in confirmed_ratios(r, metrics).items()}
             rows.append({"seed": r["seed"], "ratio": ratio, "trials_to_95": t95,
-                         "seconds_to_95": secs})
+                         "seconds_to_95": secs, "confirmed": confirmed})
         out[s] = rows
     return out
 
 
 def real_target_table(figures, metrics, budget):
     names = [m["name"] for m in metrics]
+    confirmed = any(r.get("confirmed") for rows in figures.values() for r in rows)
     head = (["searcher"] + ["best ÷ default, %s: median (min–max)" % n for n in names] +
+            (["re-measured best ÷ default, %s: median of seeds (min–max)" % n for n in names]
+             if confirmed else []) +
             ["trials to 95 % of the seed's best, per seed", "median",
              "seconds to 95 %, median (min–max)"])
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -448,6 +490,10 @@ def real_target_table(figures, metrics, budget):
         cells = [s]
         for n in names:
             cells.append(fmt_range([r["ratio"][n] for r in rows if n in r["ratio"]], 2))
+        if confirmed:
+            for n in names:
+                cells.append(fmt_range([r["confirmed"][n] for r in rows
+                                        if n in r.get("confirmed", {})], 2))
         t = [r["trials_to_95"] for r in rows]
         cells.append(", ".join(str(v) if v is not None else ">%d" % budget for v in t))
         # A study that never got there counts as past the budget, so the median stays honest.
@@ -605,16 +651,22 @@ def write_report(args, runs, targets, summaries, transfer, meta):
                   "then `%s` from that model (`--warm-start`) against a cold start, same seeds "
                   "and budget. *Target*: 95 %% of the way from the default to the best either run "
                   "found on that seed." % (transfer["source"], transfer["target"]))
+        confirmed = any(row.get("warm_confirmed") or row.get("cold_confirmed")
+                        for row in transfer["rows"])
+        extra_head = (" warm: re-measured best ÷ default | cold: re-measured best ÷ default |"
+                      if confirmed else "")
         md += ["", "| seed | warm: trials to target | cold: trials to target | warm: seconds to "
-               "target | cold: seconds to target | warm best | cold best |",
-               "| --- | --- | --- | --- | --- | --- | --- |"]
+               "target | cold: seconds to target | warm best | cold best |" + extra_head,
+               "| --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if confirmed else "")]
         never = ">%d" % args.budget
         for row in transfer["rows"]:
             md.append("| %s | %s | %s | %s | %s | %s | %s |" % (
                 row["seed"], fmt(row["warm_trials"]) if row["warm_trials"] else never,
                 fmt(row["cold_trials"]) if row["cold_trials"] else never,
                 fmt(row["warm_s"]), fmt(row["cold_s"]), fmt(row["warm_best"], 2),
-                fmt(row["cold_best"], 2)))
+                fmt(row["cold_best"], 2)) +
+                (" %s | %s |" % (fmt(row.get("warm_confirmed"), 3),
+                                 fmt(row.get("cold_confirmed"), 3)) if confirmed else ""))
         for e in transfer.get("errors", []):
             md.append("- %s" % e)
         if transfer.get("plot"):
@@ -651,7 +703,8 @@ def transfer_study(args, runner, src, dst):
         # the model it trained) and its cold studies. Only the warm starts are new then.
         src_study = "%s-%s-s%d-n%d" % (src["name"], search, k, args.budget)
         model = os.path.join(runner.work, "runs", src_study, search + ".model")
-        r = runner.study(src["job"], src["name"], src_study, search, k, args.budget)
+        r = runner.study(src["job"], src["name"], src_study, search, k, args.budget,
+                         real=src["optimum"] is None)
         runs.append(r)
         print("transfer seed %d: %s on %s, %d trials, %.1f s%s" % (
             k, search, src["name"], len(r["trials"]), r["wall_s"],
@@ -665,7 +718,7 @@ def transfer_study(args, runner, src, dst):
             extra = ["--warm-start", model] if mode == "warm" else []
             name = "%s-%s-s%d-n%d" % (dst["name"], search, k, args.budget)
             rr = runner.study(dst["job"], dst["name"], name + ("-warm" if extra else ""), search,
-                              k, args.budget, extra)
+                              k, args.budget, extra, real=dst["optimum"] is None)
             rr["mode"] = mode
             runs.append(rr)
             print("transfer seed %d: %s %s on %s, %d trials, %.1f s, best %s" % (
@@ -693,6 +746,9 @@ def transfer_study(args, runner, src, dst):
             else:
                 row[m + "_s"] = None
             row[m + "_curve"] = curves[m]
+            # The first metric's re-measured best ÷ default (--confirm), median of the pairs.
+            conf = confirmed_ratios(pair[m], (dst.get("metrics") or [])[:1])
+            row[m + "_confirmed"] = median(next(iter(conf.values()))) if conf else None
         rows.append(row)
     return {"source": src["name"], "target": dst["name"], "search": search, "rows": rows,
             "errors": errors}, runs
@@ -795,6 +851,10 @@ def main():
                     help="seconds one study may take (default: no limit)")
     ap.add_argument("--report-only", action="store_true",
                     help="run nothing: report the studies already in --work's stores")
+    ap.add_argument("--confirm", type=int, default=0, metavar="N",
+                    help="real targets: each study re-measures its best against its default N "
+                         "times each, alternately (`sluice tune run --confirm`); the report adds "
+                         "the re-measured ratio, which one noisy run per trial cannot give")
     ap.add_argument("--fresh", action="store_true",
                     help="delete --work's stores first (else finished studies are reused)")
     args = ap.parse_args()
@@ -823,7 +883,8 @@ def main():
             order = searchers[r:] + searchers[:r]
             for s in order:
                 study = "%s-%s-s%d-n%d" % (t["name"], s, k, args.budget)
-                run = runner.study(t["job"], t["name"], study, s, k, args.budget)
+                run = runner.study(t["job"], t["name"], study, s, k, args.budget,
+                                   real=t["optimum"] is None)
                 run["order"] = order.index(s)
                 runs.append(run)
                 done += 1

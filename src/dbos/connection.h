@@ -46,8 +46,15 @@ class Connection {
   virtual Result<bool> wait_notification(int timeout_ms) = 0;
 };
 
+class Checkpointer;
+
+// `checkpointer`: the process's background checkpointer for this file (its WAL hook wakes it),
+// or null for SQLite's inline checkpoints.
 Result<std::unique_ptr<Connection>> open_sqlite_connection(const std::string& path,
-                                                           const SqlLibrary* library);
+                                                           const SqlLibrary* library,
+                                                           Checkpointer* checkpointer = nullptr);
+// The background checkpointer when dbos.sqlite.checkpoint is background, else null.
+Result<std::unique_ptr<Checkpointer>> start_sqlite_checkpointer(const std::string& path);
 Result<std::unique_ptr<Connection>> open_pg_connection(const std::string& conninfo,
                                                        const SqlLibrary* library);
 

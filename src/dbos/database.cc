@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 
+#include "dbos/checkpointer.h"
 #include "dbos/connection.h"
 #include "dbos/group_commit.h"
 #include "dbos/sql_library.h"
@@ -427,6 +428,7 @@ Status Database::init() {
   SLUICE_RETURN_IF_ERROR(s.with_context(fmt::format("opening {}", url_)));
   if (dialect_ == Dialect::kSqlite) {
     SLUICE_ASSIGN_OR_RETURN(wake_, WakeTable::open(target_ + "-wake"));
+    SLUICE_ASSIGN_OR_RETURN(checkpointer_, start_sqlite_checkpointer(target_));
     if (kGroupCommit.get()) {
       group_ = std::make_unique<GroupCommit>(static_cast<size_t>(kGroupMin.get()));
     }
@@ -437,7 +439,8 @@ Status Database::init() {
 Result<std::unique_ptr<Session>> Database::connect() {
   std::unique_ptr<Connection> conn;
   if (dialect_ == Dialect::kSqlite) {
-    SLUICE_ASSIGN_OR_RETURN(conn, open_sqlite_connection(target_, library_.get()));
+    SLUICE_ASSIGN_OR_RETURN(conn,
+                            open_sqlite_connection(target_, library_.get(), checkpointer_.get()));
   } else {
     SLUICE_ASSIGN_OR_RETURN(conn, open_pg_connection(target_, library_.get()));
   }

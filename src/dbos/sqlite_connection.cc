@@ -8,6 +8,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "dbos/checkpointer.h"
 #include "dbos/connection.h"
 #include "sluice/common/knobs.h"
 
@@ -56,7 +57,24 @@ const IntKnob kWalAutocheckpoint({.name = "dbos.sqlite.wal_autocheckpoint",
                                   .min = 0,
                                   .max = 1 << 24,
                                   .stage = KnobStage::kStart,
-                                  .help = "WAL pages before a commit checkpoints (0: never)"});
+                                  .help = "WAL pages before a checkpoint: run by the commit that "
+                                          "crosses it (checkpoint inline) or woken on the "
+                                          "checkpointer thread (background); 0: never"});
+const EnumKnob kCheckpoint({.name = "dbos.sqlite.checkpoint",
+                            .default_value = "inline",
+                            .values = {"inline", "background"},
+                            .stage = KnobStage::kStart,
+                            .help = "where the WAL is copied back: inline, in the commit that "
+                                    "crosses dbos.sqlite.wal_autocheckpoint (SQLite's own way: "
+                                    "that commit waits for an fsync), or background, on a "
+                                    "thread of each process"});
+const IntKnob kWalMaxMb({.name = "dbos.sqlite.wal_max_mb",
+                         .default_value = 1024,
+                         .min = 1,
+                         .max = 1 << 20,
+                         .stage = KnobStage::kStart,
+                         .help = "checkpoint background: past this WAL size the committing "
+                                 "connection restarts the WAL itself (a blocking checkpoint)"});
 
 struct CachedStatement {
   sqlite3_stmt* stmt = nullptr;
@@ -67,8 +85,9 @@ struct CachedStatement {
 
 class SqliteConnection final : public Connection {
  public:
-  SqliteConnection(sqlite3* db, const SqlLibrary* library, std::string path)
-      : db_(db), library_(library), path_(std::move(path)) {}
+  SqliteConnection(sqlite3* db, const SqlLibrary* library, std::string path,
+                   Checkpointer* checkpointer)
+      : db_(db), library_(library), path_(std::move(path)), checkpointer_(checkpointer) {}
   ~SqliteConnection() override {
     for (auto& [_, s] : cache_) {
       sqlite3_finalize(s.stmt);
@@ -93,7 +112,11 @@ class SqliteConnection final : public Connection {
         "PRAGMA foreign_keys=off;",
         kJournalMode.get(), kSynchronous.get(), kCacheMb.get() * 1024, kMmapMb.get() * 1024 * 1024,
         kWalAutocheckpoint.get());
-    return execute_script(pragmas);
+    SLUICE_RETURN_IF_ERROR(execute_script(pragmas));
+    if (checkpointer_ != nullptr) {
+      sqlite3_wal_hook(db_, &SqliteConnection::on_wal_commit, this);  // replaces autocheckpoint
+    }
+    return {};
   }
 
   Status query(std::string_view sql, std::span<const Value> params, QueryResult* out) override {
@@ -190,6 +213,17 @@ class SqliteConnection final : public Connection {
   }
 
  private:
+  // After each commit in WAL mode, in place of SQLite's autocheckpoint.
+  static int on_wal_commit(void* self, sqlite3* db, const char* /*schema*/, int frames) {
+    auto* c = static_cast<SqliteConnection*>(self);
+    if (c->checkpointer_->on_commit(frames)) {
+      // Past the cap: copy the rest and make the next writer start the WAL over, waiting for
+      // the others through the busy handler. Busy after that: the next commit tries again.
+      (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+    }
+    return SQLITE_OK;
+  }
+
   static int on_busy(void* self, int count) {
     auto* c = static_cast<SqliteConnection*>(self);
     const auto now = std::chrono::steady_clock::now();
@@ -400,6 +434,7 @@ class SqliteConnection final : public Connection {
   sqlite3* db_;
   const SqlLibrary* library_;
   std::string path_;
+  Checkpointer* checkpointer_;  // background checkpoints, or null
   std::unordered_map<std::string, CachedStatement> cache_;
   std::unordered_map<std::string, std::vector<CachedStatement>> procedures_;
   std::vector<std::pair<std::string, Value>> vars_;
@@ -409,8 +444,18 @@ class SqliteConnection final : public Connection {
 
 }  // namespace
 
+Result<std::unique_ptr<Checkpointer>> start_sqlite_checkpointer(const std::string& path) {
+  if (kCheckpoint.get() != "background" || kWalAutocheckpoint.get() == 0) {
+    return std::unique_ptr<Checkpointer>();
+  }
+  // A frame is a page and a 24-byte header; the pages are 4 KiB unless the file says otherwise.
+  const int64_t cap_frames = kWalMaxMb.get() * (1 << 20) / (4096 + 24);
+  return Checkpointer::start(path, kWalAutocheckpoint.get(), cap_frames);
+}
+
 Result<std::unique_ptr<Connection>> open_sqlite_connection(const std::string& path,
-                                                           const SqlLibrary* library) {
+                                                           const SqlLibrary* library,
+                                                           Checkpointer* checkpointer) {
   // No global memory statistics: they take a process-wide mutex on every allocation.
   static const bool configured = [] {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
@@ -426,7 +471,7 @@ Result<std::unique_ptr<Connection>> open_sqlite_connection(const std::string& pa
     return unavailable(fmt::format("cannot open SQLite database {}: {}", path, msg));
   }
   sqlite3_extended_result_codes(db, 1);
-  auto conn = std::make_unique<SqliteConnection>(db, library, path);
+  auto conn = std::make_unique<SqliteConnection>(db, library, path, checkpointer);
   SLUICE_RETURN_IF_ERROR(conn->configure().with_context(fmt::format("configuring {}", path)));
   return std::unique_ptr<Connection>(std::move(conn));
 }

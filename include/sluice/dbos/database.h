@@ -126,9 +126,10 @@ class Session {
   std::vector<std::function<void()>> after_commit_;
 };
 
-class WakeTable;    // internal: futexes in a shared file, one per receiver slot
-class SqlLibrary;   // internal: the SQL files of the dialect
-class GroupCommit;  // internal: one commit for the concurrent SQLite transactions of a process
+class WakeTable;     // internal: futexes in a shared file, one per receiver slot
+class SqlLibrary;    // internal: the SQL files of the dialect
+class GroupCommit;   // internal: one commit for the concurrent SQLite transactions of a process
+class Checkpointer;  // internal: SQLite WAL checkpoints on a thread of their own
 
 class Database : public std::enable_shared_from_this<Database> {
  public:
@@ -168,6 +169,7 @@ class Database : public std::enable_shared_from_this<Database> {
   std::vector<std::string> schedulers_;
   std::unique_ptr<WakeTable> wake_;
   std::unique_ptr<GroupCommit> group_;
+  std::unique_ptr<Checkpointer> checkpointer_;  // SQLite, dbos.sqlite.checkpoint background
   std::unique_ptr<SqlLibrary> library_;
 };
 

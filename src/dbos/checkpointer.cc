@@ -63,10 +63,8 @@ void Checkpointer::run() {
     }
     lock.unlock();
     pending_.store(false, std::memory_order_release);
-    int log = 0;
-    int copied = 0;
     // Busy (another process's checkpoint under way) or an I/O error: the next round retries.
-    (void)sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+    (void)sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     checkpoints_.fetch_add(1, std::memory_order_relaxed);
     lock.lock();
   }

@@ -20,7 +20,7 @@
 //              pages with next_page (one core for both, no cross-core wake-up); unlimited rate
 //              only (a rate-holding spin would hold the loop's reactor too); zicio-task-q16
 //              the same with max_inflight = 16
-//   uring-qN   io_uring with N reads in flight (e.g. uring-q4: 4 × 2 MiB, zicio's default)
+//   uring-qN   io_uring with N reads in flight (e.g. uring-q4: 4 × 2 MiB)
 //   uring-thp  io_uring with buffers on transparent huge pages (as zicio's ring); uring-thp-qN
 //   fio        fio --ioengine=io_uring --direct=1 --bs=2M --iodepth=16 (no worker: the device's
 //              ceiling on this file, as fio measures it)
@@ -60,6 +60,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "sluice/common/knobs.h"
@@ -209,6 +210,33 @@ void* aligned_buffer(size_t bytes, bool huge = false) {
   return p;
 }
 
+// The peers' buffers, kept across runs as zicio keeps the rings of closed channels
+// (zicio.ring_cache_mb): on a VM that hands freed memory back to its host, first touching 32 MiB
+// costs tens of milliseconds of CPU, which would be counted as scanning. --fresh-buffers
+// allocates them per run instead (and sets zicio.ring_cache_mb to 0).
+bool g_fresh_buffers = false;
+
+struct KeptBuffer {
+  void* p = nullptr;
+  size_t bytes = 0;
+  bool huge = false;
+};
+
+// A buffer of `bytes` for one run: kept (and handed out again) unless --fresh-buffers. `*owned`
+// holds it when it is the run's own.
+std::byte* run_buffer(size_t bytes, bool huge, std::unique_ptr<void, decltype(&std::free)>* owned) {
+  if (g_fresh_buffers) {
+    owned->reset(aligned_buffer(bytes, huge));
+    return static_cast<std::byte*>(owned->get());
+  }
+  static std::vector<KeptBuffer> kept;
+  for (const KeptBuffer& k : kept)
+    if (k.bytes == bytes && k.huge == huge)
+      return static_cast<std::byte*>(k.p);
+  kept.push_back({aligned_buffer(bytes, huge), bytes, huge});
+  return static_cast<std::byte*>(kept.back().p);
+}
+
 // ---- peers --------------------------------------------------------------------------------
 
 RunResult run_pread(const std::string& path, const std::vector<Range>& ranges, uint64_t req,
@@ -218,8 +246,8 @@ RunResult run_pread(const std::string& path, const std::vector<Range>& ranges, u
     die("open " + path + ": " + std::strerror(errno));
   if (!direct)
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  std::unique_ptr<void, decltype(&std::free)> buf(aligned_buffer(req), &std::free);
-  auto* p = static_cast<std::byte*>(buf.get());
+  std::unique_ptr<void, decltype(&std::free)> owned(nullptr, &std::free);
+  std::byte* p = run_buffer(req, false, &owned);
   RunResult res;
   for (const Range& piece : cut(ranges, req)) {
     const int64_t t0 = now_ns();
@@ -254,9 +282,9 @@ RunResult run_uring(const std::string& path, const std::vector<Range>& ranges, u
   if (int rc = io_uring_queue_init(depth, &ring, 0); rc < 0)
     die(std::string("io_uring_queue_init: ") + std::strerror(-rc));
   const size_t area = size_t{depth} * req;
-  std::unique_ptr<void, decltype(&std::free)> buf(aligned_buffer(area, huge), &std::free);
-  auto* base = static_cast<std::byte*>(buf.get());
-  iovec iov{buf.get(), area};
+  std::unique_ptr<void, decltype(&std::free)> owned(nullptr, &std::free);
+  std::byte* base = run_buffer(area, huge, &owned);
+  iovec iov{base, area};
   const bool fixed = io_uring_register_buffers(&ring, &iov, 1) == 0;
   const bool regfile = io_uring_register_files(&ring, &fd, 1) == 0;
   RunResult res;
@@ -430,9 +458,10 @@ RunResult run_zicio(const std::string& path, const std::vector<Range>& ranges, u
   res.bytes_read = s.bytes_read;
   char note[256];
   std::snprintf(note, sizeof note,
-                "chan_wait_ns=%" PRIu64 " reads=%" PRIu64 " paced=%" PRIu64 " reward=%" PRIu64
-                " max_inflight=%" PRIu64 " ctl_cpu_ns=%" PRIu64 " su=%.0f sd=%.0f %s %s",
-                s.worker_wait_ns, s.requests, s.paced_requests, s.reward_requests,
+                "chan_wait_ns=%" PRIu64 " waits=%" PRIu64 " reads=%" PRIu64 " paced=%" PRIu64
+                " reward=%" PRIu64 " max_inflight=%" PRIu64 " ctl_cpu_ns=%" PRIu64
+                " su=%.0f sd=%.0f %s %s",
+                s.worker_wait_ns, s.worker_waits, s.requests, s.paced_requests, s.reward_requests,
                 s.max_inflight_seen, s.control_cpu_ns, s.su_bytes_per_s, s.sd_bytes_per_s,
                 s.direct ? "direct" : "buffered", s.buffer_backing.c_str());
   res.note = note;
@@ -536,6 +565,10 @@ struct Config {
   uint64_t uring_req = 0;  // 0: same request sizes as the pread methods
   int reps = 1;
   bool warm = false;
+  int opens = 0;          // --opens: time channel opens instead of scans
+  int idle_ms = 0;        // --opens: pause before each open
+  int worker_core = -1;   // -1: the first core this process may use
+  int control_core = -1;  // -1: the last
   std::string tag;
   std::string disk_stat;  // /sys/dev/block/M:m/stat of the file's device
 };
@@ -636,16 +669,67 @@ void run_one(const Config& c, const std::string& method, uint64_t rate, uint64_t
   std::fflush(stdout);
 }
 
+// --opens: what opening a channel costs, to its first page and through its close, with a new
+// ring and with the ring the previous channel left in the cache, alternately (the cache is set
+// to 0 or to its value before each close). The pause before each open lets a VM that reports
+// free memory to its host hand the last ring's pages back, as happens between scans that are
+// seconds apart.
+void run_opens(const Config& c) {
+  const sluice::Result<sluice::KnobInfo> knob =
+      sluice::KnobRegistry::global().info("zicio.ring_cache_mb");
+  if (!knob.is_ok())
+    die(knob.status().to_string());
+  const std::string cache_on = knob->value == "0" ? knob->default_value : knob->value;
+  auto set_cache = [](const std::string& mb) {
+    if (auto st = sluice::KnobRegistry::global().set("zicio.ring_cache_mb", mb); !st.is_ok())
+      die(st.to_string());
+  };
+  set_cache("0");
+  for (int i = 0; i < c.opens; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(c.idle_ms));
+    sluice::zicio::ChannelOptions opt = sluice::zicio::ChannelOptions::from_knobs();
+    opt.name = "opens";
+    const double cpu0 = rusage_s(RUSAGE_SELF);
+    const int64_t t0 = now_ns();
+    auto ch = sluice::zicio::Channel::open({c.file}, {}, opt);
+    if (!ch.is_ok())
+      die("zicio: " + ch.status().to_string());
+    const int64_t t1 = now_ns();
+    auto page = ch->get_page_wait(std::chrono::seconds(20));
+    if (!page.is_ok())
+      die("zicio: " + page.status().to_string());
+    const int64_t t2 = now_ns();
+    const bool reused = ch->stats().ring_reused;
+    set_cache(i % 2 == 0 ? cache_on : "0");  // the next open finds this ring, or none
+    if (auto st = ch->close(); !st.is_ok())
+      die("zicio: " + st.to_string());
+    const int64_t t3 = now_ns();
+    std::printf(
+        "{\"tag\":\"%s\",\"method\":\"open\",\"idle_ms\":%d,\"ring_reused\":%s,"
+        "\"open_ms\":%.3f,\"first_page_ms\":%.3f,\"close_ms\":%.3f,\"cpu_ms\":%.3f}\n",
+        c.tag.c_str(), c.idle_ms, reused ? "true" : "false", static_cast<double>(t1 - t0) / 1e6,
+        static_cast<double>(t2 - t1) / 1e6, static_cast<double>(t3 - t2) / 1e6,
+        (rusage_s(RUSAGE_SELF) - cpu0) * 1e3);
+    std::fflush(stdout);
+  }
+}
+
 void usage() {
   std::puts(
       "usage: zicio_bench --file PATH [--bytes N] [--methods pread,direct,uring,zicio,fio]\n"
       "         [--rates 0,512M,1G] [--req 4K,64K,256K] [--uring-req 2M] [--uring-budget 32M]\n"
       "         [--ranges 64K,1M,64M] [--reps N] [--warm] [--tag NAME]\n"
+      "         [--worker-core N] [--control-core N] [--fresh-buffers] [--opens N [--idle-ms M]]\n"
       "  --bytes   scan the first N bytes of the file (default: all of it)\n"
       "  --rates   worker processing rates in bytes/s, 0 = unlimited\n"
       "  --req     request sizes of pread, direct (and uring unless --uring-req)\n"
       "  --ranges  batch sizes: read only the odd-numbered batches (default: full scan)\n"
       "  --warm    do not drop the page cache before each run\n"
+      "  --worker-core, --control-core  cores of the worker and of zicio's control loop (and of\n"
+      "            the zicio-task worker); default: the first and the last this process may use\n"
+      "  --fresh-buffers  every run maps new buffers (peers) and rings (zicio); default: kept\n"
+      "  --opens N  time N channel opens (to the first page) and closes instead, alternately\n"
+      "            with a new ring and a kept one; --idle-ms M pauses before each\n"
       "One JSON object per run on stdout; methods are interleaved within each repetition.");
 }
 
@@ -695,6 +779,16 @@ int main(int argc, char** argv) {
       c.warm = true;
     else if (a == "--tag")
       c.tag = val();
+    else if (a == "--opens")
+      c.opens = std::atoi(val().c_str());
+    else if (a == "--idle-ms")
+      c.idle_ms = std::atoi(val().c_str());
+    else if (a == "--fresh-buffers")
+      g_fresh_buffers = true;
+    else if (a == "--worker-core")
+      c.worker_core = std::atoi(val().c_str());
+    else if (a == "--control-core")
+      c.control_core = std::atoi(val().c_str());
     else if (a == "--help" || a == "-h") {
       usage();
       return 0;
@@ -707,10 +801,17 @@ int main(int argc, char** argv) {
     usage();
     return 2;
   }
+  if (g_fresh_buffers)
+    if (auto st = sluice::KnobRegistry::global().set("zicio.ring_cache_mb", "0"); !st.is_ok())
+      die(st.to_string());
   struct stat st {};
   if (stat(c.file.c_str(), &st) != 0)
     die("stat " + c.file + ": " + std::strerror(errno));
   const auto file_size = static_cast<uint64_t>(st.st_size);
+  if (c.opens > 0) {
+    run_opens(c);
+    return 0;
+  }
   c.disk_stat = "/sys/dev/block/" + std::to_string(major(st.st_dev)) + ":" +
                 std::to_string(minor(st.st_dev)) + "/stat";
   if (c.bytes == 0)
@@ -728,8 +829,8 @@ int main(int argc, char** argv) {
     auto topo = sluice::CpuTopology::detect();
     if (!topo.is_ok() || topo->allowed_cpus().empty())
       die("cannot read the CPU topology");
-    g_worker_core = topo->allowed_cpus().front();
-    g_control_core = topo->allowed_cpus().back();
+    g_worker_core = c.worker_core >= 0 ? c.worker_core : topo->allowed_cpus().front();
+    g_control_core = c.control_core >= 0 ? c.control_core : topo->allowed_cpus().back();
     for (const std::string& m : c.methods)
       if (m == "zicio" || m == "zicio-q16" || m.starts_with("zicio-task"))
         (void)control_runtime();

@@ -36,7 +36,7 @@ namespace sluice::zicio::detail {
 
 struct PacerConfig {
   unsigned ema_shift = 4;       // α = 1/16
-  unsigned max_inflight = 4;    // cap on R, the requests kept in flight
+  unsigned max_inflight = 8;    // cap on R, the requests kept in flight
   double read_slack = 0.5;      // release this fraction of a read time earlier still
   double read_deviations = 16;  // read time = mean + this × mean absolute deviation
 };

@@ -72,6 +72,7 @@ inline uint64_t double_to_bits(double d) {
 inline constexpr uint64_t kMagic = 0x5a49434953425331ull;  // "ZICISBS1"
 inline constexpr uint32_t kVersion = 1;
 inline constexpr size_t kNameBytes = 96;
+inline constexpr uint32_t kBackingReused = 0x100;  // ControlMetrics::backing flag
 
 struct alignas(64) Header {
   uint64_t magic;
@@ -139,7 +140,8 @@ struct alignas(64) ControlMetrics {
   std::atomic<int64_t> last_complete_ns{0};
   std::atomic<uint32_t> direct{0};      // bit 0: O_DIRECT reads; bit 1: file system bypassed
   std::atomic<uint32_t> registered{0};  // bit 0: buffers, bit 1: files
-  std::atomic<uint32_t> backing{0};     // 0 small pages, 1 transparent huge pages, 2 hugetlb
+  std::atomic<uint32_t> backing{0};     // 0 small pages, 1 transparent huge pages, 2 hugetlb;
+                                        // | kBackingReused: a closed channel's ring
   std::atomic<uint32_t> host{0};        // 0 a thread of its own, 1 a para reactor
   std::atomic<int32_t> host_core{-1};   // the core the loop is pinned to (-1: not pinned)
 };

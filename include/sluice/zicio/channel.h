@@ -94,7 +94,7 @@ struct ChannelOptions {
   bool register_buffers = true;  // io_uring registered buffers and files (zicio.register)
   // Cap on reads in flight, reward requests included, counted in 2 MiB reads: smaller reads
   // (pieces of byte ranges) fill the same byte budget, up to one per ring buffer.
-  unsigned max_inflight = 4;
+  unsigned max_inflight = 8;
   unsigned ema_shift = 4;       // α = 1/2^ema_shift for S_u and S_d (zicio.ema_shift)
   double read_slack = 0.5;      // release reads this fraction of a read time earlier
   double read_deviations = 16;  // read time = mean + this × mean absolute deviation of reads
@@ -182,6 +182,7 @@ struct ChannelStats {
   bool registered_buffers = false;
   bool registered_files = false;
   std::string buffer_backing;  // "hugetlb", "thp" or "small pages"
+  bool ring_reused = false;    // the ring of a closed channel (zicio.ring_cache_mb), not a new one
   std::string control_host;    // "thread", "thread on core N" or "para reactor on core N"
   std::string state;           // "running", "finished", "failed", "stopped"
 };

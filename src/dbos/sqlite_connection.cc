@@ -218,8 +218,23 @@ class SqliteConnection final : public Connection {
     auto* c = static_cast<SqliteConnection*>(self);
     if (c->checkpointer_->on_commit(frames)) {
       // Past the cap: copy the rest and make the next writer start the WAL over, waiting for
-      // the others through the busy handler. Busy after that: the next commit tries again.
-      (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+      // the others through the busy handler. While another connection checkpoints (the
+      // background thread's pass) SQLite answers busy at once, without the busy handler: the
+      // WAL then grew past the cap by whatever the commits during that pass wrote (7.5 MiB
+      // over a 2 MiB cap on a loaded machine). So wait for that pass here, as the busy handler
+      // waits for readers, up to the busy timeout; busy after that: the next commit tries again.
+      const auto start = std::chrono::steady_clock::now();
+      const auto limit = std::chrono::milliseconds(kBusyTimeoutMs.get());
+      for (int attempt = 0;; ++attempt) {
+        const int rc =
+            sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+        if (rc != SQLITE_BUSY || std::chrono::steady_clock::now() - start > limit)
+          break;
+        if (attempt < 16)
+          std::this_thread::yield();
+        else
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
     }
     return SQLITE_OK;
   }

@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -135,6 +136,17 @@ void DeepTuneSearch::save_unchecked(const std::string& path) {
   meta["objective"] = {{"mean", y_mean_}, {"std", y_std_}};
   meta["observations"] = trained_ ? trained_rows_ : 0;
   meta["trained"] = trained_ || warm_;
+  // Where this study did best (a warm start from it draws around them), by parameter name; a
+  // warm study saved before it has ok trials of its own passes on what it carried.
+  nlohmann::json carried = nlohmann::json::array();
+  if (!top_.empty()) {
+    for (const auto& [objective, config] : top_)
+      carried.push_back(config);
+  } else {
+    for (const Configuration& config : carried_)
+      carried.push_back(config);
+  }
+  meta["carried"] = carried;
   const ModelOptions& m = hyper_.model;
   meta["hyper"] = {{"layers", m.layers},       {"hidden", m.hidden},
                    {"centroids", m.centroids}, {"dropout", m.dropout},
@@ -230,6 +242,26 @@ Status DeepTuneSearch::load_model(const std::string& path) {
     }
     learner_->reset_optimizer();
     warm_ = saved.meta.value("trained", false);
+    // The carried configurations, by name: a parameter this space shares takes the saved value
+    // when it is valid here, any other its default (pinned ones their fixed value). Models
+    // saved before configurations were carried have none.
+    carried_.clear();
+    std::set<uint64_t> kept;
+    for (const auto& saved_config : saved.meta.value("carried", nlohmann::json::array())) {
+      Configuration mapped = space_.default_configuration();
+      size_t shared = 0;
+      for (const Parameter& p : space_.parameters()) {
+        auto it = saved_config.find(p.name);
+        if (p.fixed || it == saved_config.end() || !it->is_string())
+          continue;
+        if (Result<std::string> v = canonical_value(p, it->get<std::string>()); v.is_ok()) {
+          mapped[p.name] = *v;
+          ++shared;
+        }
+      }
+      if (shared > 0 && kept.insert(configuration_hash(mapped)).second)
+        carried_.push_back(std::move(mapped));
+    }
     y_mean_ = saved.meta.at("objective").value("mean", 0.0);
     y_std_ = saved.meta.at("objective").value("std", 1.0);
     return Status();

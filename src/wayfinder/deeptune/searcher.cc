@@ -27,6 +27,8 @@ size_t density_parents(size_t ok) {
 // Crossovers draw from the best fifth of the ok configurations, within these bounds.
 constexpr size_t kMinParents = 3;
 constexpr size_t kMaxParents = 10;
+// A saved model carries its study's best ok configurations, at most this many.
+constexpr size_t kCarriedTrials = 8;
 
 Status torch_error(std::string_view what, const std::exception& e) {
   std::string msg = e.what();
@@ -70,12 +72,22 @@ void DeepTuneSearch::observe(const Observation& obs) {
   append_normalized(space_, columns_, obs.config, x_);
   crashed_.push_back(is_failure(obs.outcome) ? 1 : 0);
   objective_.push_back(is_failure(obs.outcome) ? std::nullopt : obs.objective);
+  if (is_failure(obs.outcome) || !obs.objective)
+    return;
+  auto at = std::find_if(top_.begin(), top_.end(),
+                         [&](const auto& t) { return t.first < *obs.objective; });
+  if (static_cast<size_t>(at - top_.begin()) < kCarriedTrials) {
+    top_.insert(at, {*obs.objective, obs.config});
+    if (top_.size() > kCarriedTrials)
+      top_.pop_back();
+  }
 }
 
 void DeepTuneSearch::reset_observations(std::span<const Observation> history) {
   x_.clear();
   crashed_.clear();
   objective_.clear();
+  top_.clear();
   trained_rows_ = 0;
   for (const Observation& o : history)
     observe(o);
@@ -188,6 +200,14 @@ std::vector<Configuration> DeepTuneSearch::propose_unchecked(std::span<const Obs
     if (!is_failure(history[i].outcome) && history[i].objective)
       best.push_back(i);
   }
+  // A warm start also draws around the configurations it carried over (§3.3 transfers the
+  // model; these are where that model's study did best): all of them while the study has no ok
+  // trial, fewer as its own arrive, none once it has twice as many ok trials as it carried.
+  const size_t carried = warm_ ? carried_.size() : 0;
+  const size_t borrowed =
+      carried == 0 || best.size() >= 2 * carried
+          ? 0
+          : (carried * (2 * carried - best.size()) + 2 * carried - 1) / (2 * carried);
   const size_t bases = std::min(kNeighbourBases, best.size());
   const size_t parents =
       std::min(best.size(), std::clamp(best.size() / 5, kMinParents, kMaxParents));
@@ -203,9 +223,18 @@ std::vector<Configuration> DeepTuneSearch::propose_unchecked(std::span<const Obs
   std::vector<const Configuration*> elite;
   for (size_t i = 0; i < parents; ++i)
     elite.push_back(&history[best[i]].config);
-  best.resize(bases);
+  std::vector<const Configuration*> base_configs;
+  for (size_t i = 0; i < bases; ++i)
+    base_configs.push_back(&history[best[i]].config);
+  for (size_t i = 0; i < borrowed; ++i) {
+    elite.push_back(&carried_[i]);
+    base_configs.push_back(&carried_[i]);
+    // The carried configurations themselves are candidates too: the warm model ranks them.
+    if (seen.insert(configuration_hash(carried_[i])).second)
+      pool.push_back(carried_[i]);
+  }
   const size_t local =
-      (has_enough_data() || warm_) && bases > 0
+      (has_enough_data() || warm_) && !base_configs.empty()
           ? static_cast<size_t>(std::llround(hyper_.local_share * static_cast<double>(wanted)))
           : 0;
   update();
@@ -222,7 +251,7 @@ std::vector<Configuration> DeepTuneSearch::propose_unchecked(std::span<const Obs
           : 0;
   for (size_t attempt = 0; pool.size() < local && attempt < 4 * local + 100; ++attempt) {
     const bool cross = pool.size() < recombined;
-    const Configuration& base = history[best[attempt % bases]].config;
+    const Configuration& base = *base_configs[attempt % base_configs.size()];
     Configuration c = cross ? space_.neighbour(space_.recombine(elite, rng), rng, 1, weights)
                       : weights.empty() ? space_.neighbour(base, rng)
                                         : space_.neighbour(base, rng, 3, weights);
@@ -235,6 +264,8 @@ std::vector<Configuration> DeepTuneSearch::propose_unchecked(std::span<const Obs
   std::vector<const Configuration*> good;
   for (size_t i : good_trials)
     good.push_back(&history[i].config);
+  for (size_t i = 0; i < borrowed; ++i)
+    good.push_back(&carried_[i]);
   const size_t dense =
       (has_enough_data() || warm_) && !good.empty()
           ? pool.size() + static_cast<size_t>(std::llround(

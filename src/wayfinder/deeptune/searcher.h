@@ -23,6 +23,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sluice/common/result.h"
@@ -79,6 +80,8 @@ class DeepTuneSearch final : public Searcher {
   Learner& learner() { return *learner_; }
   const Hyper& hyper() const { return hyper_; }
   bool warm() const { return warm_; }
+  // The configurations a warm start carried over from the model's study, mapped into this space.
+  const std::vector<Configuration>& carried() const { return carried_; }
   size_t observations() const { return crashed_.size(); }
 
  private:
@@ -98,6 +101,12 @@ class DeepTuneSearch final : public Searcher {
   std::vector<float> x_;  // observed configurations, z-scored, row-major
   std::vector<uint8_t> crashed_;
   std::vector<std::optional<double>> objective_;
+  // This study's best ok configurations, best first (at most kCarriedTrials): saved with the
+  // model, so that a warm start can draw around them.
+  std::vector<std::pair<double, Configuration>> top_;
+  // A warm start's carried configurations, mapped into this space (load_model): parents of the
+  // pool's neighbours and density draws until the study has ok trials of its own.
+  std::vector<Configuration> carried_;
   size_t trained_rows_ = 0;
   bool trained_ = false;  // fitted at least once on this study's observations
   bool warm_ = false;     // started from a saved, trained model

@@ -45,6 +45,12 @@ const IntKnob kGroupMin({.name = "dbos.sqlite.group_commit_min",
                          .help = "SQLite group commit: transactions under way at once in "
                                  "a process before they are grouped; fewer take SQLite's lock "
                                  "one by one (1: always group)"});
+const BoolKnob kSharedWriter({.name = "dbos.sqlite.shared_writer",
+                              .default_value = true,
+                              .stage = KnobStage::kStart,
+                              .help = "SQLite: the write transactions of every thread of a "
+                                      "process run on one connection, one at a time, so its "
+                                      "page cache stays warm; off: each on its thread's own"});
 const IntKnob kTxnRetries({.name = "dbos.txn_retries",
                            .default_value = 20,
                            .min = 0,
@@ -204,7 +210,7 @@ Status Session::transact(const std::function<Status()>& fn, bool idempotent) {
   }
 }
 
-Status Session::transact_alone(const std::function<Status()>& fn, bool idempotent) {
+Status Session::transact_alone(const std::function<Status()>& fn, bool idempotent, bool run_hooks) {
   after_commit_.clear();
   Status result = run_with_retries(
       [&]() -> Status {
@@ -226,6 +232,12 @@ Status Session::transact_alone(const std::function<Status()>& fn, bool idempoten
         return s;
       },
       idempotent);
+  if (!run_hooks) {
+    if (!result.is_ok()) {
+      after_commit_.clear();
+    }
+    return result;
+  }
   std::vector<std::function<void()>> hooks;
   hooks.swap(after_commit_);
   if (result.is_ok()) {
@@ -429,8 +441,15 @@ Status Database::init() {
   if (dialect_ == Dialect::kSqlite) {
     SLUICE_ASSIGN_OR_RETURN(wake_, WakeTable::open(target_ + "-wake"));
     SLUICE_ASSIGN_OR_RETURN(checkpointer_, start_sqlite_checkpointer(target_));
-    if (kGroupCommit.get()) {
-      group_ = std::make_unique<GroupCommit>(static_cast<size_t>(kGroupMin.get()));
+    if (kGroupCommit.get() || kSharedWriter.get()) {
+      std::unique_ptr<Connection> writer;
+      if (kSharedWriter.get()) {
+        SLUICE_ASSIGN_OR_RETURN(
+            writer, open_sqlite_connection(target_, library_.get(), checkpointer_.get()));
+      }
+      // Without group commit nothing groups: every transaction runs alone, on the writer.
+      const size_t min_group = kGroupCommit.get() ? static_cast<size_t>(kGroupMin.get()) : SIZE_MAX;
+      group_ = std::make_unique<GroupCommit>(min_group, std::move(writer));
     }
   }
   return {};

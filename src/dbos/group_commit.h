@@ -14,9 +14,19 @@
 // do in a transaction of its own; the hooks run on the caller's thread once the group commits.
 // The caller is blocked meanwhile, so nothing else touches its Session (one Session per thread).
 //
-// Fewer than min_group transactions under way at once run exactly as without group commit, each
-// taking SQLite's lock itself. Transactions across processes still serialize on SQLite's lock:
-// grouping only spans the threads of one Database.
+// Fewer than min_group transactions under way at once run one at a time, each its own transaction.
+// Transactions across processes still serialize on SQLite's lock: grouping only spans the threads
+// of one Database.
+//
+// With a process writer (dbos.sqlite.shared_writer), every write transaction of the process, alone
+// or grouped, runs on that one connection, handed to the caller's Session for the transaction. A
+// connection that finds the WAL written by another connection at the start of a transaction drops
+// its whole page cache, and every SQLite connection keeps its own: with a connection per thread,
+// the threads of a process that write in turn (the two ends of an IPC ping-pong) each began with
+// a cold cache and read the B-tree pages again from the WAL. Writers serialize on SQLite's lock
+// anyway; here they wait on a mutex instead, woken when it is released rather than polling SQLite's
+// lock. Reads outside a write transaction stay on each Session's own connection and run in
+// parallel.
 #pragma once
 
 #include <atomic>
@@ -24,6 +34,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -31,13 +42,17 @@
 
 namespace sluice::dbos {
 
+class Connection;
 class Session;
 
 class GroupCommit {
  public:
   // Transactions group while at least `min_group` are under way at once; fewer each take
   // SQLite's lock on their own.
-  explicit GroupCommit(size_t min_group) : min_group_(min_group < 1 ? 1 : min_group) {}
+  // `writer`: the process writer every write transaction runs on, or null: each runs on its
+  // Session's own connection.
+  GroupCommit(size_t min_group, std::unique_ptr<Connection> writer);
+  ~GroupCommit();
 
   // Runs `fn` as one transaction of `session` (whose transaction depth is 0), grouped with the
   // transactions other threads start meanwhile. `conflict` tells the caller that the failure
@@ -67,8 +82,15 @@ class GroupCommit {
 
   // The leader's work: one transaction on `leader`'s connection for every waiter of `batch`.
   void run_group(Session& leader, const std::vector<Waiter*>& batch);
+  // Runs `fn` with `session` on the process writer (when there is one), holding it.
+  template <typename Fn>
+  auto on_writer(Session& session, Fn&& fn);
 
   const size_t min_group_;
+  const bool has_writer_;
+  std::mutex writer_mu_;  // held while a transaction runs on the writer
+  // The process writer, or null; while lent, the borrowing Session's own connection.
+  std::unique_ptr<Connection> writer_;
   std::atomic<size_t> active_{0};  // transactions in run() now
   mutable std::mutex mu_;
   std::deque<Waiter*> queue_;  // front: the leader of the group in flight

@@ -238,7 +238,8 @@ Status Ipc::multicast(int64_t sender, std::span<const int64_t> receivers, std::s
                 {"now_us", now_us()}};
   int64_t conflict = receivers[0];
   for (int resync = 0; resync < 3; ++resync) {
-    std::map<int64_t, int64_t> ids;  // receiver → the id this call gives it next
+    std::map<int64_t, int64_t> ids;           // receiver → the id this call gives it next
+    std::map<int64_t, int64_t> named_before;  // receiver → targets so far naming it
     std::string targets = "[";
     for (int64_t r : receivers) {
       auto it = ids.find(r);
@@ -246,8 +247,8 @@ Status Ipc::multicast(int64_t sender, std::span<const int64_t> receivers, std::s
         SLUICE_ASSIGN_OR_RETURN(int64_t first, next_id(sender, r));
         it = ids.emplace(r, first).first;
       }
-      fmt::format_to(std::back_inserter(targets), "{}[{},{}]", targets.size() > 1 ? "," : "", r,
-                     it->second++);
+      fmt::format_to(std::back_inserter(targets), "{}[{},{},{}]", targets.size() > 1 ? "," : "", r,
+                     it->second++, named_before[r]++);
     }
     targets.push_back(']');
     args[1].value = std::move(targets);

@@ -117,8 +117,9 @@ class Session {
   friend class GroupCommit;
   Session(Database* db, std::unique_ptr<Connection> conn);
   Status run_with_retries(const std::function<Status()>& fn, bool idempotent);
-  // One transaction on this session's own connection, with retries.
-  Status transact_alone(const std::function<Status()>& fn, bool idempotent);
+  // One transaction on this session's connection, with retries. Without `run_hooks` the
+  // after_commit hooks are left for the caller.
+  Status transact_alone(const std::function<Status()>& fn, bool idempotent, bool run_hooks = true);
 
   Database* db_;
   std::unique_ptr<Connection> conn_;
@@ -168,9 +169,10 @@ class Database : public std::enable_shared_from_this<Database> {
   int schema_version_ = 0;
   std::vector<std::string> schedulers_;
   std::unique_ptr<WakeTable> wake_;
-  std::unique_ptr<GroupCommit> group_;
   std::unique_ptr<Checkpointer> checkpointer_;  // SQLite, dbos.sqlite.checkpoint background
   std::unique_ptr<SqlLibrary> library_;
+  // Last, so it goes first: its process writer uses the library and the checkpointer.
+  std::unique_ptr<GroupCommit> group_;
 };
 
 // The default URL: sqlite:<dbos.data_dir>/os.db, or the knob `dbos.backend` when set.

@@ -188,7 +188,8 @@ BEGIN
 END $$;
 
 -- One message to several receivers in one call: `targets` is a JSON array of [receiver_id,
--- message_id], in sending order. All or nothing: an unknown receiver, or an id not above its
+-- message_id, k], in sending order (k numbers SQLite's per-receiver seq; here seq is one
+-- sequence and k is not read). All or nothing: an unknown receiver, or an id not above its
 -- pair's highest (a duplicate), is named in the answer before anything is written; a pair that
 -- another transaction advanced meanwhile fails the whole transaction as a serialization
 -- failure, which the caller retries.

@@ -44,16 +44,19 @@ SELECT coalesce((SELECT last_sent_id FROM Channel
                  WHERE sender_id = :sender_id AND receiver_id = :receiver_id), 0) AS last_sent;
 
 -- name: send
--- One message; a message id not above the pair's highest is a duplicate and is dropped.
+-- One message; a message id not above the pair's highest is a duplicate and is dropped. seq
+-- numbers the receiver's queue after its last message.
 SELECT (SELECT 1 FROM Endpoint WHERE endpoint_id = :receiver_id) AS receiver_known,
-       (SELECT 1 FROM Endpoint WHERE endpoint_id = :sender_id) AS sender_known;
+       (SELECT 1 FROM Endpoint WHERE endpoint_id = :sender_id) AS sender_known,
+       coalesce((SELECT seq FROM Message WHERE receiver_id = :receiver_id
+                 ORDER BY seq DESC LIMIT 1), 0) AS last_seq;
 INSERT INTO Channel (sender_id, receiver_id, last_sent_id)
 SELECT :sender_id, :receiver_id, :message_id WHERE :receiver_known AND :sender_known
 ON CONFLICT (sender_id, receiver_id) DO UPDATE SET last_sent_id = excluded.last_sent_id
 WHERE excluded.last_sent_id > Channel.last_sent_id
 RETURNING 1 AS fresh;
-INSERT INTO Message (receiver_id, sender_id, message_id, data, sent_us)
-SELECT :receiver_id, :sender_id, :message_id, :data, :now_us WHERE :fresh;
+INSERT INTO Message (receiver_id, seq, sender_id, message_id, data, sent_us)
+SELECT :receiver_id, :last_seq + 1, :sender_id, :message_id, :data, :now_us WHERE :fresh;
 SELECT CASE WHEN :receiver_known IS NULL THEN 'unknown receiver'
             WHEN :sender_known IS NULL THEN 'unknown sender'
             WHEN :fresh IS NULL THEN 'duplicate'
@@ -67,13 +70,15 @@ SELECT (SELECT 1 FROM Endpoint WHERE endpoint_id = :receiver_id) AS receiver_kno
        (SELECT 1 FROM Endpoint WHERE endpoint_id = :sender_id) AS sender_known,
        coalesce((SELECT last_sent_id >= :first_id FROM Channel
                  WHERE sender_id = :sender_id AND receiver_id = :receiver_id), 0) AS stale,
-       json_array_length(:pieces) AS n;
+       json_array_length(:pieces) AS n,
+       coalesce((SELECT seq FROM Message WHERE receiver_id = :receiver_id
+                 ORDER BY seq DESC LIMIT 1), 0) AS last_seq;
 INSERT INTO Channel (sender_id, receiver_id, last_sent_id)
 SELECT :sender_id, :receiver_id, :first_id + :n - 1
 WHERE :receiver_known AND :sender_known AND NOT :stale
 ON CONFLICT (sender_id, receiver_id) DO UPDATE SET last_sent_id = excluded.last_sent_id;
-INSERT INTO Message (receiver_id, sender_id, message_id, data, sent_us)
-SELECT :receiver_id, :sender_id, :first_id + p.key,
+INSERT INTO Message (receiver_id, seq, sender_id, message_id, data, sent_us)
+SELECT :receiver_id, :last_seq + 1 + p.key, :sender_id, :first_id + p.key,
        substr(:data, json_extract(p.value, '$[0]'), json_extract(p.value, '$[1]')), :now_us
 FROM json_each(:pieces) AS p
 WHERE :receiver_known AND :sender_known AND NOT :stale
@@ -85,8 +90,10 @@ SELECT CASE WHEN :receiver_known IS NULL THEN 'unknown receiver'
 
 -- name: multicast
 -- One message to several receivers in one call: :targets is a JSON array of [receiver_id,
--- message_id], in sending order. All or nothing: an unknown receiver, or an id not above its
--- pair's highest (a duplicate), writes nothing and is named in the answer.
+-- message_id, k], in sending order, where k counts the earlier targets naming the same receiver
+-- (a receiver named twice gets two messages, numbered one after the other). All or nothing: an
+-- unknown receiver, or an id not above its pair's highest (a duplicate), writes nothing and is
+-- named in the answer.
 SELECT (SELECT 1 FROM Endpoint WHERE endpoint_id = :sender_id) AS sender_known,
        (SELECT json_extract(t.value, '$[0]') FROM json_each(:targets) AS t
         WHERE NOT EXISTS (SELECT 1 FROM Endpoint AS e
@@ -103,8 +110,11 @@ FROM json_each(:targets) AS t
 WHERE :sender_known AND :unknown_receiver IS NULL AND :stale_receiver IS NULL
 ON CONFLICT (sender_id, receiver_id) DO UPDATE
 SET last_sent_id = max(last_sent_id, excluded.last_sent_id);
-INSERT INTO Message (receiver_id, sender_id, message_id, data, sent_us)
-SELECT json_extract(t.value, '$[0]'), :sender_id, json_extract(t.value, '$[1]'), :data, :now_us
+INSERT INTO Message (receiver_id, seq, sender_id, message_id, data, sent_us)
+SELECT json_extract(t.value, '$[0]'),
+       coalesce((SELECT m.seq FROM Message AS m WHERE m.receiver_id = json_extract(t.value, '$[0]')
+                 ORDER BY m.seq DESC LIMIT 1), 0) + 1 + coalesce(json_extract(t.value, '$[2]'), 0),
+       :sender_id, json_extract(t.value, '$[1]'), :data, :now_us
 FROM json_each(:targets) AS t
 WHERE :sender_known AND :unknown_receiver IS NULL AND :stale_receiver IS NULL
 ORDER BY t.key;

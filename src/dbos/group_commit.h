@@ -24,9 +24,9 @@
 // its whole page cache, and every SQLite connection keeps its own: with a connection per thread,
 // the threads of a process that write in turn (the two ends of an IPC ping-pong) each began with
 // a cold cache and read the B-tree pages again from the WAL. Writers serialize on SQLite's lock
-// anyway; here they wait on a mutex instead, woken when it is released rather than polling SQLite's
-// lock. Reads outside a write transaction stay on each Session's own connection and run in
-// parallel.
+// anyway; here they wait for the writer instead (yielding a while, then sleeping on its mutex)
+// rather than polling SQLite's lock. Reads outside a write transaction stay on each Session's own
+// connection and run in parallel.
 #pragma once
 
 #include <atomic>
@@ -47,8 +47,8 @@ class Session;
 
 class GroupCommit {
  public:
-  // Transactions group while at least `min_group` are under way at once; fewer each take
-  // SQLite's lock on their own.
+  // Transactions group while at least `min_group` are under way at once; fewer run one at a
+  // time, each its own transaction.
   // `writer`: the process writer every write transaction runs on, or null: each runs on its
   // Session's own connection.
   GroupCommit(size_t min_group, std::unique_ptr<Connection> writer);

@@ -153,8 +153,9 @@ class Database : public std::enable_shared_from_this<Database> {
 
   // SQLite only: futex-based wake-ups shared by every process that opens the same file.
   WakeTable* wake_table() { return wake_.get(); }
-  // SQLite with dbos.sqlite.group_commit on: the transactions of this Database's sessions that
-  // start together commit together. Null otherwise.
+  // SQLite with dbos.sqlite.group_commit or dbos.sqlite.shared_writer on: the transactions of
+  // this Database's sessions that start together commit together, on the process writer when
+  // there is one. Null otherwise (PostgreSQL, or both knobs off).
   GroupCommit* group_commit() { return group_.get(); }
 
   const SqlLibrary& library() const { return *library_; }

@@ -8,7 +8,7 @@ Inputs are `dbos_bench … --out` files and/or `dbos_fs_bench … --json` files 
 keys). Each cell is the median over every repetition of the runs given, with the min–max spread:
 - IPC: msgs/s divided by gRPC's in the same repetition of the same run (the noise of the hour
   cancels), and the p50 round;
-- schedulers: tasks/s, and the p99 of the open-loop runs at half the one-thread peak;
+- schedulers: tasks/s, tasks per CPU-second, and the p99 of the open-loop runs at half the one-thread peak;
 - filesystem: ops/s.
 The last column is B's median over A's.
 """
@@ -53,6 +53,9 @@ def collect(paths):
         for r in d.get("sched_throughput", []):
             out[("sched", r["backend"], r["scheduler"], r["threads"], r["batch"])].append(
                 r["tasks_per_s"])
+            if r.get("tasks_per_cpu_s"):
+                out[("sched-cpu", r["backend"], r["scheduler"], r["threads"], r["batch"])].append(
+                    r["tasks_per_cpu_s"])
         for r in d.get("sched_latency", []):
             if abs(r["load"] - 0.5) < 1e-9:
                 out[("p99", r["backend"], r["scheduler"])].append(r["p99_us"] / 1000)
@@ -89,6 +92,9 @@ def main():
           "{:,.0f}")
     table("Schedulers, tasks/s", "backend, scheduler, threads, tasks per transaction", "sched", a,
           b, lambda k: f"{k[1]} {k[2]}, {k[3]}, {k[4]}", "{:,.0f}")
+    table("Schedulers, tasks per CPU-second (the process and, for PostgreSQL, its server)",
+          "backend, scheduler, threads, tasks per transaction", "sched-cpu", a, b,
+          lambda k: f"{k[1]} {k[2]}, {k[3]}, {k[4]}", "{:,.0f}")
     table("Schedulers, p99 at half the one-thread peak (ms)", "backend, scheduler", "p99", a, b,
           lambda k: f"{k[1]} {k[2]}", "{:,.2f}")
     table("Filesystem, ops/s", "benchmark, system", "fs", a, b, lambda k: f"{k[1]}, {k[2]}",

@@ -356,6 +356,43 @@ TEST_P(DbosTest, ABatchAnswersEveryElementInOrder) {
   EXPECT_EQ(unknown.status().code(), StatusCode::kNotFound);
 }
 
+// A batch records each task as its scheduler decided, in the batch's order: deferred in its own
+// partition (locality), or moved to its worker's partition (global least-loaded).
+TEST_P(DbosTest, ABatchDefersAndMovesTasksAsItsSchedulerSays) {
+  Scheduler sched(*session_);
+  ASSERT_TRUE(sched.add_worker({.worker_id = 7, .p_key = 0, .capacity = 1}).is_ok());
+  ASSERT_TRUE(sched.add_worker({.worker_id = 8, .p_key = 1, .capacity = 2}).is_ok());
+  std::vector<TaskSpec> local = {{.p_key = 0}, {.p_key = 0}, {.task_id = 5000, .p_key = 0}};
+  auto r = sched.schedule_batch("locality", local);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  ASSERT_EQ(r->size(), 3u);
+  EXPECT_EQ((*r)[0].worker_id, 7);
+  EXPECT_FALSE((*r)[1].worker_id.has_value());
+  EXPECT_FALSE((*r)[2].worker_id.has_value());
+  EXPECT_EQ((*r)[2].task_id, 5000);
+  EXPECT_NE((*r)[1].task_id, 0);
+  EXPECT_EQ(scalar("SELECT count(*) FROM Task WHERE state = 'deferred' AND p_key = 0 AND "
+                   "worker_id IS NULL AND assigned_us IS NULL"),
+            2);
+  auto freed = sched.complete((*r)[0].task_id);
+  ASSERT_TRUE(freed.is_ok()) << freed.status().to_string();
+  ASSERT_TRUE(freed->has_value());
+  EXPECT_EQ((*freed)->task_id, (*r)[1].task_id);  // the batch's order is the tasks' age
+  std::vector<TaskSpec> global = {{.p_key = 0}, {.p_key = 0}, {.p_key = 0}};
+  auto g = sched.schedule_batch("least_loaded_global", global);
+  ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+  ASSERT_EQ(g->size(), 3u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ((*g)[i].worker_id, 8) << "element " << i;
+    EXPECT_EQ((*g)[i].p_key, 1) << "element " << i;
+  }
+  EXPECT_FALSE((*g)[2].worker_id.has_value());  // refused, not deferred
+  EXPECT_EQ(scalar("SELECT count(*) FROM Task WHERE worker_id = 8 AND p_key = 1 AND "
+                   "state = 'running'"),
+            2);
+  EXPECT_EQ(scalar("SELECT count(*) FROM Task"), 5);
+}
+
 TEST_P(DbosTest, ANewSchedulerIsOneSqlFileAndNoRebuild) {
   const fs::path dir = fs::path(dir_) / "schedulers" / std::string(dialect_name(GetParam()));
   fs::create_directories(dir);
@@ -368,17 +405,12 @@ TEST_P(DbosTest, ANewSchedulerIsOneSqlFileAndNoRebuild) {
          "SELECT :task_id, :p_key, :worker_id, 'running', :priority, :scheduler, :now_us\n"
          "WHERE :worker_id IS NOT NULL RETURNING task_id, p_key, worker_id;\n";
   } else {
-    f << "CREATE OR REPLACE FUNCTION dbos_sched_highest_id(p_key bigint, task_id bigint DEFAULT "
-         "NULL, priority bigint DEFAULT 0, payload text DEFAULT NULL, scheduler text DEFAULT "
-         "'highest_id', now_us bigint DEFAULT 0) RETURNS TABLE (a bigint, b bigint, c bigint) "
-         "LANGUAGE plpgsql AS $$ DECLARE wid bigint; tid bigint; BEGIN "
+    f << "CREATE OR REPLACE FUNCTION dbos_pick_highest_id(want_p_key bigint, OUT worker_id "
+         "bigint, OUT p_key bigint, OUT defer boolean) LANGUAGE plpgsql AS $$ BEGIN "
          "UPDATE worker w SET unused_capacity = w.unused_capacity - 1 WHERE w.worker_id = "
-         "(SELECT w2.worker_id FROM worker w2 WHERE w2.p_key = dbos_sched_highest_id.p_key AND "
+         "(SELECT w2.worker_id FROM worker w2 WHERE w2.p_key = want_p_key AND "
          "w2.unused_capacity > 0 ORDER BY w2.worker_id DESC LIMIT 1 FOR UPDATE) RETURNING "
-         "w.worker_id INTO wid; IF wid IS NULL THEN RETURN; END IF; "
-         "INSERT INTO task AS t (p_key, worker_id, state, scheduler, created_us) VALUES "
-         "(dbos_sched_highest_id.p_key, wid, 'running', 'highest_id', now_us) RETURNING "
-         "t.task_id INTO tid; RETURN QUERY SELECT tid, dbos_sched_highest_id.p_key, wid; END $$;";
+         "w.worker_id, w.p_key INTO worker_id, p_key; defer := false; END $$;";
   }
   f.close();
   ASSERT_TRUE(KnobRegistry::global()

@@ -19,7 +19,13 @@ Status check_scheduler(const Database& db, std::string_view name) {
   return {};
 }
 
-// One task through procedure sched_<name>; nullopt when no worker had capacity.
+// The procedure that schedules one task: SQLite runs the scheduler's own file, sched_<name>;
+// PostgreSQL's dbos_sched calls the scheduler's pick, dbos_pick_<name>, and records the task.
+std::string schedule_procedure(const Session& s, std::string_view name) {
+  return s.dialect() == Dialect::kPostgres ? std::string("sched") : fmt::format("sched_{}", name);
+}
+
+// One task through the scheduler; nullopt when it refused the task (no worker had capacity).
 Result<std::optional<Assignment>> schedule_one(Session& s, const std::string& proc,
                                                std::string_view name, const TaskSpec& t) {
   Arg args[] = {
@@ -87,7 +93,7 @@ Status Scheduler::remove_worker(int64_t worker_id) {
 
 Result<Assignment> Scheduler::schedule(std::string_view name, const TaskSpec& task) {
   SLUICE_RETURN_IF_ERROR(check_scheduler(session_->database(), name));
-  const std::string proc = fmt::format("sched_{}", name);
+  const std::string proc = schedule_procedure(*session_, name);
   // Idempotent only with a caller-chosen task id: a retry then hits the primary key.
   SLUICE_ASSIGN_OR_RETURN(std::optional<Assignment> a, schedule_one(*session_, proc, name, task));
   if (!a) {
@@ -143,7 +149,7 @@ Result<std::vector<Assignment>> Scheduler::schedule_batch(std::string_view name,
   if (session_->dialect() == Dialect::kPostgres) {
     return schedule_batch_in_one_call(*session_, name, tasks);
   }
-  const std::string proc = fmt::format("sched_{}", name);
+  const std::string proc = schedule_procedure(*session_, name);
   std::vector<Assignment> out;
   SLUICE_RETURN_IF_ERROR(session_->transact([&]() -> Status {
     out.clear();

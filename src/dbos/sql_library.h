@@ -5,7 +5,9 @@
 //   NNN_<what>.sql      schema migration to version NNN (applied in order, once)
 //   services.sql        the services. SQLite: sections `-- name: <procedure>` each holding the
 //                       statements of one procedure. PostgreSQL: CREATE FUNCTION dbos_<procedure>.
-//   sched_<name>.sql    one scheduler: a procedure `sched_<name>` in the same form.
+//   sched_<name>.sql    one scheduler. SQLite: a procedure `sched_<name>` in the same form, the
+//                       whole task. PostgreSQL: its pick alone, CREATE FUNCTION dbos_pick_<name>,
+//                       which dbos_sched and dbos_sched_batch (services.sql) call.
 #pragma once
 
 #include <map>

@@ -1,7 +1,9 @@
 // sluice::dbos::Scheduler — task scheduling as SQL over the Worker and Task tables (DBOS §4.2).
 //
 // Each scheduler is one SQL file per dialect (src/dbos/sql/<dialect>/sched_<name>.sql, or a file
-// in the directory of the knob `dbos.scheduler_dir`): a new policy needs no C++ change. Shipped:
+// in the directory of the knob `dbos.scheduler_dir`): a new policy needs no C++ change. On SQLite
+// the file holds the whole transaction; on PostgreSQL only the choice of worker, a function
+// dbos_pick_<name> (docs/dbos.md, "The services as SQL"). Shipped:
 //   fifo                 the first worker of the partition with spare capacity (paper Figure 2)
 //   locality             the same, but a task that finds no capacity in its home partition waits
 //                        there unassigned until capacity frees (Figure 3: deferred assignment)

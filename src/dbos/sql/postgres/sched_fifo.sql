@@ -1,44 +1,19 @@
--- The paper's simple FIFO scheduler (Figure 2) as a stored function: the first worker of
--- partition p_key with unused capacity takes the task; none: no row (the caller tries another
--- partition). SKIP LOCKED lets concurrent schedulers pass each other; the CHECK on
--- unused_capacity makes double assignment impossible.
-CREATE OR REPLACE FUNCTION dbos_sched_fifo(p_key bigint, task_id bigint DEFAULT NULL,
-    priority bigint DEFAULT 0, payload text DEFAULT NULL, scheduler text DEFAULT 'fifo',
-    now_us bigint DEFAULT 0)
-RETURNS TABLE (out_task_id bigint, out_p_key bigint, out_worker_id bigint)
+-- The paper's simple FIFO scheduler (Figure 2): the first worker of partition p_key with unused
+-- capacity takes the task; none: the task is refused (the caller tries another partition).
+--
+-- A scheduler is the policy alone, dbos_pick_<name>: it takes one unit of capacity from the
+-- worker it chooses and says which, or that it chose none and whether the task then waits in its
+-- partition ('deferred') or is refused. dbos_sched and dbos_sched_batch (services.sql) record the
+-- tasks, a batch with one INSERT. SKIP LOCKED lets concurrent schedulers pass each other; the
+-- CHECK on unused_capacity makes double assignment impossible.
+CREATE OR REPLACE FUNCTION dbos_pick_fifo(want_p_key bigint, OUT worker_id bigint,
+    OUT p_key bigint, OUT defer boolean)
 LANGUAGE plpgsql AS $$
-DECLARE
-  wid bigint;
-  tid bigint;
 BEGIN
   UPDATE worker w SET unused_capacity = w.unused_capacity - 1
   WHERE w.worker_id = (SELECT w2.worker_id FROM worker w2
-                       WHERE w2.p_key = dbos_sched_fifo.p_key AND w2.unused_capacity > 0
+                       WHERE w2.p_key = want_p_key AND w2.unused_capacity > 0
                        LIMIT 1 FOR UPDATE SKIP LOCKED)
-  RETURNING w.worker_id INTO wid;
-  IF wid IS NULL THEN
-    RETURN;
-  END IF;
-  -- Two INSERTs rather than coalesce(task_id, nextval(pg_get_serial_sequence(…))), which
-  -- looked the sequence up in the catalogs on every call.
-  IF dbos_sched_fifo.task_id IS NULL THEN
-    INSERT INTO task AS t (p_key, worker_id, state, priority, scheduler, payload, created_us,
-                           assigned_us)
-    VALUES (dbos_sched_fifo.p_key, wid, 'running',
-            dbos_sched_fifo.priority, dbos_sched_fifo.scheduler,
-            dbos_sched_fifo.payload, now_us, now_us)
-    RETURNING t.task_id INTO tid;
-  ELSE
-    INSERT INTO task AS t (task_id, p_key, worker_id, state, priority, scheduler, payload,
-                           created_us, assigned_us)
-    VALUES (dbos_sched_fifo.task_id, dbos_sched_fifo.p_key, wid, 'running',
-            dbos_sched_fifo.priority, dbos_sched_fifo.scheduler,
-            dbos_sched_fifo.payload, now_us, now_us)
-    RETURNING t.task_id INTO tid;
-  END IF;
-  -- The OUT parameters and RETURN NEXT: RETURN QUERY ran a whole query for one row.
-  out_task_id := tid;
-  out_p_key := dbos_sched_fifo.p_key;
-  out_worker_id := wid;
-  RETURN NEXT;
+  RETURNING w.worker_id, w.p_key INTO worker_id, p_key;
+  defer := false;
 END $$;

@@ -2,7 +2,7 @@
 """Compares two settings or builds of dbos from runs taken in turn: markdown tables on stdout.
 
 usage: ab_dbos.py --a A1.json A2.json … --b B1.json B2.json … [--names before after]
-       [--plot docs/bench/NAME.png]
+       [--plot docs/bench/NAME.png] [--plot-sched PNG] [--plot-p99 PNG]
 
 Inputs are `dbos_bench … --out` files and/or `dbos_fs_bench … --json` files (told apart by their
 keys). Each cell is the median over every repetition of the runs given, with the min–max spread:
@@ -82,6 +82,9 @@ def main():
     ap.add_argument("--b", nargs="+", required=True)
     ap.add_argument("--names", nargs=2, default=["A", "B"])
     ap.add_argument("--plot", help="a bar chart of the IPC ratios to gRPC")
+    ap.add_argument("--plot-sched", help="a bar chart of the schedulers' tasks per CPU-second "
+                    "(batched runs where there are any)")
+    ap.add_argument("--plot-p99", help="a bar chart of the schedulers' p99 at half the peak")
     args = ap.parse_args()
     a, b = collect(args.a), collect(args.b)
     print(f"A = {args.names[0]} ({len(args.a)} runs), B = {args.names[1]} ({len(args.b)} runs)\n")
@@ -99,29 +102,45 @@ def main():
           lambda k: f"{k[1]} {k[2]}", "{:,.2f}")
     table("Filesystem, ops/s", "benchmark, system", "fs", a, b, lambda k: f"{k[1]}, {k[2]}",
           "{:,.0f}")
+    keys = lambda kind: sorted(k for k in set(a) | set(b) if k[0] == kind)  # noqa: E731
     if args.plot:
-        import matplotlib
+        bars(keys("ipc-ratio"), [f"{k[2]}\n{k[3]}×{k[4]}B" for k in keys("ipc-ratio")], a, b,
+             args.names, "msgs/s ÷ gRPC (same repetition)",
+             "dbos IPC against gRPC: median and min–max of repetitions", args.plot, 1.0)
+    if args.plot_sched:
+        ks = [k for k in keys("sched-cpu") if k[4] > 1] or keys("sched-cpu")
+        bars(ks, [f"{k[1]}\n{k[2]}\n{k[3]} thr × {k[4]}" for k in ks], a, b, args.names,
+             "tasks per CPU-second", "schedulers: median and min–max of repetitions",
+             args.plot_sched, 10000)
+    if args.plot_p99:
+        ks = keys("p99")
+        bars(ks, [f"{k[1]}\n{k[2]}" for k in ks], a, b, args.names, "p99 latency (ms)",
+             "p99 at half the one-thread peak (median, min–max)", args.plot_p99,
+             1.0)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        keys = sorted(k for k in set(a) | set(b) if k[0] == "ipc-ratio")
-        labels = [f"{k[2]}\n{k[3]}×{k[4]}B" for k in keys]
-        x = range(len(keys))
-        fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(keys)), 4))
-        for off, (data, name) in zip((-0.2, 0.2), ((a, args.names[0]), (b, args.names[1]))):
-            meds = [med(data.get(k, [])) for k in keys]
-            lo = [m - min(data.get(k, [m])) for k, m in zip(keys, meds)]
-            hi = [max(data.get(k, [m])) - m for k, m in zip(keys, meds)]
-            ax.bar([i + off for i in x], meds, 0.4, yerr=[lo, hi], capsize=2, label=name)
-        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-        ax.set_xticks(list(x))
-        ax.set_xticklabels(labels, fontsize=7)
-        ax.set_ylabel("msgs/s ÷ gRPC (same repetition)")
-        ax.set_title("dbos IPC against gRPC: median and min–max of repetitions")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(args.plot, dpi=110)
+def bars(keys, labels, a, b, names, ylabel, title, path, hline):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = range(len(keys))
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(keys)), 4))
+    for off, (data, name) in zip((-0.2, 0.2), ((a, names[0]), (b, names[1]))):
+        meds = [med(data.get(k, [])) for k in keys]
+        lo = [m - min(data.get(k, [m])) for k, m in zip(keys, meds)]
+        hi = [max(data.get(k, [m])) - m for k, m in zip(keys, meds)]
+        ax.bar([i + off for i in x], meds, 0.4, yerr=[lo, hi], capsize=2, label=name)
+    if hline is not None:
+        ax.axhline(hline, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(list(x))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

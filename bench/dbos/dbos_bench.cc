@@ -3,7 +3,9 @@
 //   dbos_bench sched [--reps N] [--seconds S] [--out FILE.json]
 //       tasks/s of each scheduler on SQLite and PostgreSQL (1 and 2 threads, one task per
 //       transaction and 64 per transaction), and median/p99 latency at 25–100 % of the peak
-//       offered open-loop from one thread.
+//       offered open-loop from one thread, on a session that has scheduled --latency-warmup
+//       tasks first (default 200; 0 times a cold session, whose first PostgreSQL call compiles
+//       the PL/pgSQL functions and plans their statements, 3–7 ms).
 //   dbos_bench ipc [--reps N] [--seconds S] [--out FILE.json]
 //       ping-pong, ping20-pong20 (64 B – 8 KiB) and multicast to 1–40 receivers (64 B): dbos on
 //       SQLite and PostgreSQL against TCP loopback sockets and gRPC; --pattern and --system
@@ -240,12 +242,21 @@ Result<Throughput> sched_throughput(Database& db, const std::string& scheduler, 
   return Throughput{n / el, cpu > 0 ? n / cpu : 0};
 }
 
+struct Latency {
+  double p50_us = 0;
+  double p99_us = 0;
+  std::vector<int64_t> slow;  // which tasks (from 0) took over 1 ms, the first 20
+};
+
 // Open loop from one thread at `rate` tasks/s: latency from the intended start, so a slow call
-// delays the ones behind it and shows in their latency (no coordinated omission).
-Result<std::pair<double, double>> sched_latency(Database& db, const std::string& scheduler,
-                                                double rate, double seconds) {
+// delays the ones behind it and shows in their latency (no coordinated omission). `warmup` tasks
+// go first, untimed, on the same session.
+Result<Latency> sched_latency(Database& db, const std::string& scheduler, double rate,
+                              double seconds, int warmup) {
   SLUICE_ASSIGN_OR_RETURN(auto s, db.connect());
   dbos::Scheduler sched(*s);
+  for (int i = 0; i < warmup; ++i)
+    SLUICE_RETURN_IF_ERROR(sched.schedule(scheduler, {.p_key = i % kPartitions}).status());
   std::vector<double> lat;
   const auto t0 = Clock::now();
   const int64_t n = static_cast<int64_t>(rate * seconds);
@@ -262,10 +273,18 @@ Result<std::pair<double, double>> sched_latency(Database& db, const std::string&
     SLUICE_RETURN_IF_ERROR(sched.schedule(scheduler, {.p_key = i % kPartitions}).status());
     lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - due).count());
   }
-  return std::make_pair(percentile(lat, 0.5), percentile(lat, 0.99));
+  Latency out;
+  for (size_t i = 0; i < lat.size() && out.slow.size() < 20; ++i) {
+    if (lat[i] > 1000)
+      out.slow.push_back(static_cast<int64_t>(i));
+  }
+  out.p50_us = percentile(lat, 0.5);
+  out.p99_us = percentile(lat, 0.99);
+  return out;
 }
 
-Status run_sched(std::vector<Backend>& backends, int reps, double seconds, nlohmann::json& out) {
+Status run_sched(std::vector<Backend>& backends, int reps, double seconds, int latency_warmup,
+                 nlohmann::json& out) {
   const std::vector<std::string> schedulers = {"fifo", "locality", "least_loaded",
                                                "least_loaded_global"};
   for (int rep = 0; rep < reps; ++rep) {
@@ -294,16 +313,21 @@ Status run_sched(std::vector<Backend>& backends, int reps, double seconds, nlohm
           std::fflush(stdout);
         }
         for (double frac : {0.25, 0.5, 0.75, 1.0}) {
-          SLUICE_ASSIGN_OR_RETURN(auto l, sched_latency(*db, name, peak1 * frac, seconds));
+          SLUICE_ASSIGN_OR_RETURN(Latency l,
+                                  sched_latency(*db, name, peak1 * frac, seconds, latency_warmup));
           out["sched_latency"].push_back({{"backend", b.name},
                                           {"scheduler", name},
                                           {"load", frac},
                                           {"rate", peak1 * frac},
                                           {"rep", rep},
-                                          {"p50_us", l.first},
-                                          {"p99_us", l.second}});
-          std::printf("sched %-8s %-20s load=%.2f (%.0f/s) rep=%d p50 %.0f us p99 %.0f us\n",
-                      b.name.c_str(), name.c_str(), frac, peak1 * frac, rep, l.first, l.second);
+                                          {"warmup", latency_warmup},
+                                          {"p50_us", l.p50_us},
+                                          {"p99_us", l.p99_us},
+                                          {"slow_tasks", l.slow}});
+          std::printf(
+              "sched %-8s %-20s load=%.2f (%.0f/s) rep=%d p50 %.0f us p99 %.0f us slow %s\n",
+              b.name.c_str(), name.c_str(), frac, peak1 * frac, rep, l.p50_us, l.p99_us,
+              fmt::format("{}", fmt::join(l.slow, ",")).c_str());
           std::fflush(stdout);
         }
       }
@@ -495,8 +519,8 @@ Status run_ipc(std::vector<Backend>& backends, int reps, double seconds, bool qu
 }
 
 constexpr const char* kUsage =
-    "usage: dbos_bench sched|ipc|all [--reps N] [--seconds S] [--quick] [--out FILE] "
-    "[--no-postgres] [--no-sqlite] [--pattern pingpong|ping20|multicast] "
+    "usage: dbos_bench sched|ipc|all [--reps N] [--seconds S] [--quick] [--latency-warmup N] "
+    "[--out FILE] [--no-postgres] [--no-sqlite] [--pattern pingpong|ping20|multicast] "
     "[--system dbos-sqlite|dbos-postgres|tcp|grpc]\n";
 
 int main_impl(int argc, char** argv) {
@@ -522,6 +546,7 @@ int main_impl(int argc, char** argv) {
   int reps = 5;
   double seconds = 0.5;
   bool quick = false;
+  int latency_warmup = 200;
   bool postgres = true;
   bool sqlite = true;
   std::string pattern;
@@ -537,6 +562,8 @@ int main_impl(int argc, char** argv) {
       out_path = argv[++i];
     else if (a == "--quick")
       quick = true;
+    else if (a == "--latency-warmup" && i + 1 < argc)
+      latency_warmup = std::atoi(argv[++i]);
     else if (a == "--no-postgres")
       postgres = false;
     else if (a == "--no-sqlite")
@@ -550,8 +577,10 @@ int main_impl(int argc, char** argv) {
       return 2;
     }
   }
-  if (reps < 1 || !(seconds > 0)) {
-    std::fprintf(stderr, "dbos_bench: --reps must be at least 1 and --seconds above 0\n");
+  if (reps < 1 || !(seconds > 0) || latency_warmup < 0) {
+    std::fprintf(stderr,
+                 "dbos_bench: --reps must be at least 1, --seconds above 0 and --latency-warmup "
+                 "at least 0\n");
     return 2;
   }
   char tmpl[] = "/var/tmp/sluice-dbos-bench-XXXXXX";
@@ -580,7 +609,7 @@ int main_impl(int argc, char** argv) {
   const auto t0 = Clock::now();
   Status st;
   if (what == "sched" || what == "all")
-    st = run_sched(backends, reps, seconds, out);
+    st = run_sched(backends, reps, seconds, latency_warmup, out);
   if (st.is_ok() && (what == "ipc" || what == "all"))
     st = run_ipc(backends, reps, seconds, quick, pattern, system, out);
   const CpuSample c1 = CpuSample::now();

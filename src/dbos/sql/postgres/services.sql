@@ -384,8 +384,10 @@ BEGIN
 END $$;
 
 -- Scheduler functions of schema 2's first releases, which recorded the task themselves; the
--- picks above replace them.
+-- picks above replace them. Without the NOTICE that a fresh database never had them.
+SET client_min_messages = warning;
 DROP FUNCTION IF EXISTS dbos_sched_fifo(bigint, bigint, bigint, text, text, bigint);
 DROP FUNCTION IF EXISTS dbos_sched_least_loaded(bigint, bigint, bigint, text, text, bigint);
 DROP FUNCTION IF EXISTS dbos_sched_least_loaded_global(bigint, bigint, bigint, text, text, bigint);
 DROP FUNCTION IF EXISTS dbos_sched_locality(bigint, bigint, bigint, text, text, bigint);
+RESET client_min_messages;

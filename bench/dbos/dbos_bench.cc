@@ -1,6 +1,6 @@
 // dbos benchmarks (DBOS paper Figures 5–8 on this machine), peers in the same run, interleaved:
 //
-//   dbos_bench sched [--reps N] [--seconds S] [--out FILE.json]
+//   dbos_bench sched [--reps N] [--seconds S] [--latency-warmup N] [--out FILE.json]
 //       tasks/s of each scheduler on SQLite and PostgreSQL (1 and 2 threads, one task per
 //       transaction and 64 per transaction), and median/p99 latency at 25–100 % of the peak
 //       offered open-loop from one thread, on a session that has scheduled --latency-warmup
@@ -23,6 +23,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -596,7 +597,11 @@ int main_impl(int argc, char** argv) {
   dbos::testing::PgServer server;
   if (postgres) {
     // Durability comparable to SQLite with synchronous=normal is documented in docs/dbos.md.
-    Status s = server.start("synchronous_commit = off\nshared_buffers = 256MB");
+    // SLUICE_BENCH_PG_CONF adds postgresql.conf lines ("autovacuum = off", say) for experiments.
+    std::string conf = "synchronous_commit = off\nshared_buffers = 256MB\n";
+    if (const char* extra = std::getenv("SLUICE_BENCH_PG_CONF"))
+      conf += extra;
+    Status s = server.start(conf);
     if (!s.is_ok()) {
       std::fprintf(stderr, "postgres: %s\n", s.to_string().c_str());
       return 1;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The PostgreSQL server's time per task, in batches of 64 (dbos_sched_batch) and alone (one
-# transaction per task), two revisions of the SQL side by
-# side: one throw-away server, one database per revision, the two taking turns. The client, the
-# network and most of the host's noise drop out of the ratio; what is left is the SQL.
+# transaction per task), for two revisions of the SQL: one throw-away server, one database per
+# revision, the two taking turns. The client, the network and most of the host's noise drop out
+# of the ratio; what is left is the SQL.
 #
 # usage: bench/dbos/pg_sched_server_ab.sh [--reps N] [--batches N] REV_A [REV_B]
 #   REV_B defaults to the working tree. Needs PostgreSQL 15 (tools/setup.sh installs it).

@@ -158,7 +158,6 @@ CREATE OR REPLACE FUNCTION dbos_send_batch(sender_id bigint, receiver_id bigint,
 RETURNS TABLE (out_outcome text) LANGUAGE plpgsql AS $$
 DECLARE
   n bigint := jsonb_array_length(pieces);
-  p record;
   problem text := dbos_endpoint_problem(dbos_send_batch.sender_id, dbos_send_batch.receiver_id);
 BEGIN
   IF problem IS NOT NULL THEN
@@ -175,13 +174,12 @@ BEGIN
     RETURN NEXT;
     RETURN;
   END IF;
-  FOR p IN SELECT e.pos, (e.elem->>0)::int AS off, (e.elem->>1)::int AS len
-           FROM jsonb_array_elements(pieces) WITH ORDINALITY AS e(elem, pos) ORDER BY e.pos
-  LOOP
-    INSERT INTO message (receiver_id, sender_id, message_id, data, sent_us)
-    VALUES (dbos_send_batch.receiver_id, dbos_send_batch.sender_id, first_id + p.pos - 1,
-            substring(data FROM p.off FOR p.len), now_us);
-  END LOOP;
+  -- One INSERT for the batch (a statement per message was 5 µs of server time a message more):
+  -- the rows go in, and take their seq, in the batch's order.
+  INSERT INTO message (receiver_id, sender_id, message_id, data, sent_us)
+  SELECT dbos_send_batch.receiver_id, dbos_send_batch.sender_id, first_id + e.pos - 1,
+         substring(dbos_send_batch.data FROM (e.elem->>0)::int FOR (e.elem->>1)::int), now_us
+  FROM jsonb_array_elements(pieces) WITH ORDINALITY AS e(elem, pos) ORDER BY e.pos;
   PERFORM pg_notify('dbos_rx_' || dbos_send_batch.receiver_id::text, '');
   out_outcome := 'sent';
   RETURN NEXT;
@@ -378,7 +376,8 @@ BEGIN
   INSERT INTO task (task_id, p_key, worker_id, state, priority, scheduler, payload, created_us,
                     assigned_us)
   SELECT u.tid, u.pk, u.wid, CASE WHEN u.wid IS NULL THEN 'deferred' ELSE 'running' END, u.pri,
-         dbos_sched_batch.scheduler, u.pay, now_us, CASE WHEN u.wid IS NULL THEN NULL ELSE now_us END
+         dbos_sched_batch.scheduler, u.pay, now_us,
+         CASE WHEN u.wid IS NULL THEN NULL ELSE now_us END
   FROM unnest(tid, pk, wid, pri, pay) AS u(tid, pk, wid, pri, pay);
   RETURN QUERY SELECT * FROM unnest(pos, tid, pk, wid);
 END $$;

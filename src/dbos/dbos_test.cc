@@ -247,6 +247,39 @@ TEST_P(DbosTest, LocalityDefersAndAssignsWhenCapacityFrees) {
   EXPECT_EQ(scalar("SELECT count(*) FROM TaskHistory WHERE wait_us IS NOT NULL"), 2);
 }
 
+// Capacity that appears, a new worker or a larger one, goes to the deferred tasks of its
+// partition first, oldest first, as a completion's freed unit does.
+TEST_P(DbosTest, AWorkerAddedOrGrownTakesTheDeferredTasksOfItsPartition) {
+  Scheduler sched(*session_);
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto a = sched.schedule("locality", {.p_key = 4});  // no worker there yet: deferred
+    ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+    EXPECT_FALSE(a->worker_id.has_value());
+    ids.push_back(a->task_id);
+  }
+  ASSERT_TRUE(sched.schedule("locality", {.p_key = 5}).is_ok());  // another partition's
+  ASSERT_TRUE(sched.add_worker({.worker_id = 9, .p_key = 4, .capacity = 2}).is_ok());
+  EXPECT_EQ(scalar(fmt::format("SELECT count(*) FROM Task WHERE state = 'running' AND "
+                               "worker_id = 9 AND assigned_us IS NOT NULL AND task_id IN ({}, {})",
+                               ids[0], ids[1])),
+            2);
+  EXPECT_EQ(scalar(fmt::format("SELECT count(*) FROM Task WHERE state = 'deferred' AND "
+                               "task_id = {}",
+                               ids[2])),
+            1);
+  EXPECT_EQ(scalar("SELECT unused_capacity FROM Worker WHERE worker_id = 9"), 0);
+  ASSERT_TRUE(sched.add_worker({.worker_id = 9, .p_key = 4, .capacity = 4}).is_ok());
+  EXPECT_EQ(scalar("SELECT count(*) FROM Task WHERE state = 'running' AND worker_id = 9"), 3);
+  EXPECT_EQ(scalar("SELECT unused_capacity FROM Worker WHERE worker_id = 9"), 1);
+  EXPECT_EQ(scalar("SELECT count(*) FROM Task WHERE state = 'deferred' AND p_key = 5"), 1);
+  // A refused shrink hands nothing out and changes nothing.
+  EXPECT_EQ(sched.add_worker({.worker_id = 9, .p_key = 4, .capacity = 1}).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(scalar("SELECT capacity FROM Worker WHERE worker_id = 9"), 4);
+  EXPECT_EQ(scalar("SELECT count(*) FROM Task WHERE state = 'running'"), 3);
+}
+
 TEST_P(DbosTest, LeastLoadedPicksTheWorkerWithMostUnusedCapacity) {
   Scheduler sched(*session_);
   ASSERT_TRUE(sched.add_worker({.worker_id = 1, .p_key = 0, .capacity = 2}).is_ok());

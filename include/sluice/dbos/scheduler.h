@@ -52,7 +52,8 @@ class Scheduler {
  public:
   explicit Scheduler(Session& session) : session_(&session) {}
 
-  // Adds or resizes a worker. A shrink below the tasks it runs is refused (failed precondition).
+  // Adds or resizes a worker. The capacity it brings goes to the deferred tasks of its partition
+  // first, oldest first. A shrink below the tasks it runs is refused (failed precondition).
   Status add_worker(const WorkerSpec& worker);
   // Removes an idle worker; not found if unknown, failed precondition while it runs tasks.
   Status remove_worker(int64_t worker_id);

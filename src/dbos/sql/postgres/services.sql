@@ -3,11 +3,15 @@
 -- returns one row sets its OUT parameters and calls RETURN NEXT: RETURN QUERY SELECT would run a
 -- whole query for that row.
 
+-- Capacity that appears (a new worker, a larger one) goes to the deferred tasks of its partition
+-- first, oldest first, as a completion's freed unit does; not when the resize was refused. The
+-- partition's advisory lock orders this against deferrals, as in dbos_task_complete.
 CREATE OR REPLACE FUNCTION dbos_worker_upsert(worker_id bigint, p_key bigint, capacity bigint,
     now_us bigint DEFAULT 0)
 RETURNS TABLE (out_busy bigint) LANGUAGE plpgsql AS $$
 DECLARE
   b bigint;
+  moved bigint := 0;
 BEGIN
   SELECT w.capacity - w.unused_capacity INTO b FROM worker w
   WHERE w.worker_id = dbos_worker_upsert.worker_id FOR UPDATE;
@@ -20,6 +24,23 @@ BEGIN
                         unused_capacity = dbos_worker_upsert.capacity - b,
                         p_key = dbos_worker_upsert.p_key
     WHERE w.worker_id = dbos_worker_upsert.worker_id;
+  END IF;
+  IF b IS NULL OR dbos_worker_upsert.capacity >= b THEN
+    PERFORM pg_advisory_xact_lock(7301, dbos_worker_upsert.p_key::int);
+    WITH next AS (
+      SELECT t.task_id FROM task t
+      WHERE t.state = 'deferred' AND t.p_key = dbos_worker_upsert.p_key ORDER BY t.task_id
+      LIMIT (SELECT w.unused_capacity FROM worker w
+             WHERE w.worker_id = dbos_worker_upsert.worker_id)
+      FOR UPDATE SKIP LOCKED)
+    UPDATE task t SET state = 'running', worker_id = dbos_worker_upsert.worker_id,
+                      assigned_us = now_us
+    FROM next WHERE t.task_id = next.task_id;
+    GET DIAGNOSTICS moved = ROW_COUNT;
+    IF moved > 0 THEN
+      UPDATE worker w SET unused_capacity = w.unused_capacity - moved
+      WHERE w.worker_id = dbos_worker_upsert.worker_id;
+    END IF;
   END IF;
   out_busy := b;
   RETURN NEXT;

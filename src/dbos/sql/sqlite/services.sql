@@ -10,6 +10,17 @@ INSERT INTO Worker (worker_id, p_key, capacity, unused_capacity, created_us)
 SELECT :worker_id, :p_key, :capacity, :capacity, :now_us WHERE :busy IS NULL;
 UPDATE Worker SET capacity = :capacity, unused_capacity = :capacity - :busy, p_key = :p_key
 WHERE worker_id = :worker_id AND :busy IS NOT NULL AND :capacity >= :busy;
+-- Capacity that appears (a new worker, a larger one) goes to the deferred tasks of its partition
+-- first, oldest first, as a completion's freed unit does; not when the resize was refused.
+SELECT count(*) AS assigned FROM (
+  SELECT 1 FROM Task WHERE state = 'deferred' AND p_key = :p_key
+  AND (:busy IS NULL OR :capacity >= :busy) ORDER BY task_id
+  LIMIT (SELECT unused_capacity FROM Worker WHERE worker_id = :worker_id));
+UPDATE Task SET state = 'running', worker_id = :worker_id, assigned_us = :now_us
+WHERE task_id IN (SELECT task_id FROM Task WHERE state = 'deferred' AND p_key = :p_key
+                  ORDER BY task_id LIMIT :assigned);
+UPDATE Worker SET unused_capacity = unused_capacity - :assigned
+WHERE worker_id = :worker_id AND :assigned > 0;
 SELECT :busy AS busy;
 
 -- name: worker_remove

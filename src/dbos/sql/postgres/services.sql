@@ -5,7 +5,7 @@
 
 -- Capacity that appears (a new worker, a larger one) goes to the deferred tasks of its partition
 -- first, oldest first, as a completion's freed unit does; not when the resize was refused. The
--- partition's advisory lock orders this against deferrals, as in dbos_task_complete.
+-- partition's advisory lock orders this against deferrals and completions.
 CREATE OR REPLACE FUNCTION dbos_worker_upsert(worker_id bigint, p_key bigint, capacity bigint,
     now_us bigint DEFAULT 0)
 RETURNS TABLE (out_busy bigint) LANGUAGE plpgsql AS $$
@@ -13,6 +13,8 @@ DECLARE
   b bigint;
   moved bigint := 0;
 BEGIN
+  -- The partition's lock before the worker's row, in the order dbos_task_complete takes them.
+  PERFORM pg_advisory_xact_lock(7301, dbos_worker_upsert.p_key::int);
   SELECT w.capacity - w.unused_capacity INTO b FROM worker w
   WHERE w.worker_id = dbos_worker_upsert.worker_id FOR UPDATE;
   IF b IS NULL THEN
@@ -26,7 +28,6 @@ BEGIN
     WHERE w.worker_id = dbos_worker_upsert.worker_id;
   END IF;
   IF b IS NULL OR dbos_worker_upsert.capacity >= b THEN
-    PERFORM pg_advisory_xact_lock(7301, dbos_worker_upsert.p_key::int);
     WITH next AS (
       SELECT t.task_id FROM task t
       WHERE t.state = 'deferred' AND t.p_key = dbos_worker_upsert.p_key ORDER BY t.task_id

@@ -294,6 +294,60 @@ TEST_P(DbosTest, LeastLoadedPicksTheWorkerWithMostUnusedCapacity) {
   EXPECT_EQ(g->p_key, 1);  // the task moved to the worker's partition
 }
 
+// A worker resized while its tasks complete and deferred tasks wait: every unit of capacity is
+// either free or held by exactly one running task, and no task waits while a unit is free.
+TEST_P(DbosTest, ResizesAndCompletionsAtOnceKeepTheCapacityAccountExact) {
+  Scheduler setup(*session_);
+  ASSERT_TRUE(setup.add_worker({.worker_id = 1, .p_key = 0, .capacity = 4}).is_ok());
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(setup.schedule("locality", {.p_key = 0}).is_ok());  // 4 run, 36 wait
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> errors{0};
+  std::thread resizer([&] {
+    auto s = db_->connect();
+    if (!s.is_ok()) {
+      ++errors;
+      return;
+    }
+    Scheduler sched(**s);
+    for (int64_t c = 5; !stop.load(); c = c == 8 ? 5 : c + 1) {
+      Status st = sched.add_worker({.worker_id = 1, .p_key = 0, .capacity = c});
+      if (!st.is_ok() && st.code() != StatusCode::kFailedPrecondition) {  // a shrink refused
+        ADD_FAILURE() << st.to_string();
+        ++errors;
+        return;
+      }
+    }
+  });
+  Scheduler sched(*session_);
+  for (int done = 0; done < 30;) {
+    auto running = scalar(
+        "SELECT coalesce(min(task_id), 0) FROM Task WHERE state = 'running' AND worker_id = 1");
+    if (errors.load() != 0) {
+      break;  // the resizer failed; join it below
+    }
+    if (running == 0) {
+      continue;  // every unit is between a resize and its deferred task
+    }
+    auto c = sched.complete(running);
+    if (!c.is_ok()) {
+      ADD_FAILURE() << c.status().to_string();
+      break;
+    }
+    ++done;
+  }
+  stop = true;
+  resizer.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(scalar("SELECT count(*) FROM Task WHERE state = 'done'"), 30);
+  EXPECT_EQ(scalar("SELECT capacity - unused_capacity FROM Worker WHERE worker_id = 1"),
+            scalar("SELECT count(*) FROM Task WHERE state = 'running' AND worker_id = 1"));
+  const bool waiting = scalar("SELECT count(*) FROM Task WHERE state = 'deferred'") > 0;
+  const bool free = scalar("SELECT unused_capacity FROM Worker WHERE worker_id = 1") > 0;
+  EXPECT_FALSE(waiting && free);
+}
+
 TEST_P(DbosTest, ConcurrentSchedulersNeverDoubleAssignCapacity) {
   Scheduler setup(*session_);
   int64_t total = 0;

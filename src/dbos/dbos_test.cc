@@ -179,6 +179,37 @@ TEST_P(DbosTest, MessagesQueuedUnderVersionTwoArriveInOrderAfterTheMigration) {
   EXPECT_EQ(scalar("SELECT count(*) FROM Message"), 0);
 }
 
+// Transactions at their edges (on PostgreSQL BEGIN travels with the first statement): one that
+// runs nothing commits; one whose first statement fails leaves nothing and the session works on;
+// one whose second statement fails takes its first back with it; a script may open one.
+TEST_P(DbosTest, TransactionsThatFailAtTheirFirstOrLaterStatementLeaveNothing) {
+  ASSERT_TRUE(session_->execute_script("CREATE TABLE edge (k bigint PRIMARY KEY)").is_ok());
+  EXPECT_TRUE(session_->transact([] { return Status{}; }).is_ok());
+  Status first = session_->transact(
+      [&]() -> Status { return session_->query("INSERT INTO no_such_table VALUES (1)").status(); });
+  EXPECT_FALSE(first.is_ok());
+  EXPECT_EQ(scalar("SELECT count(*) FROM edge"), 0);
+  Status second = session_->transact([&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(session_->query("INSERT INTO edge VALUES (1)").status());
+    return session_->query("INSERT INTO edge VALUES (1)").status();  // the key again
+  });
+  EXPECT_EQ(second.code(), StatusCode::kAlreadyExists) << second.to_string();
+  EXPECT_EQ(scalar("SELECT count(*) FROM edge"), 0);
+  EXPECT_TRUE(session_
+                  ->transact([&]() -> Status {
+                    SLUICE_RETURN_IF_ERROR(session_->execute_script("INSERT INTO edge VALUES (2)"));
+                    return session_->query("INSERT INTO edge VALUES (3)").status();
+                  })
+                  .is_ok());
+  EXPECT_EQ(scalar("SELECT count(*) FROM edge"), 2);
+  Status late = session_->transact([&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(session_->query("INSERT INTO edge VALUES (4)").status());
+    return invalid_argument("the caller changed its mind");
+  });
+  EXPECT_EQ(late.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(scalar("SELECT count(*) FROM edge"), 2);
+}
+
 TEST_P(DbosTest, ANewerSchemaIsRefused) {
   ASSERT_TRUE(session_->execute_script("INSERT INTO dbos_schema VALUES (99, 'future', 0)").is_ok());
   auto again = Database::open(url_);

@@ -114,6 +114,7 @@ class PgConnection final : public Connection {
       PQfinish(conn_);
     }
     prepared_.clear();
+    begin_pending_ = false;
     conn_ = PQconnectdb(conninfo_.c_str());
     if (PQstatus(conn_) != CONNECTION_OK) {
       std::string msg = PQerrorMessage(conn_);
@@ -147,6 +148,7 @@ class PgConnection final : public Connection {
   }
 
   Status execute_script(std::string_view sql) override {
+    SLUICE_RETURN_IF_ERROR(flush_begin());
     PGresult* res = PQexec(conn_, std::string(sql).c_str());
     Status s = check(res, "SQL script failed");
     PQclear(res);
@@ -175,9 +177,24 @@ class PgConnection final : public Connection {
     return query(it->second, params_, out);
   }
 
-  Status begin(bool) override { return simple("BEGIN"); }
-  Status commit() override { return simple("COMMIT"); }
+  // BEGIN travels with the transaction's first statement, in one pipeline (exec_prepared): a
+  // round trip fewer per transaction. A transaction that runs nothing sends nothing.
+  Status begin(bool) override {
+    begin_pending_ = true;
+    return {};
+  }
+  Status commit() override {
+    if (begin_pending_) {
+      begin_pending_ = false;
+      return {};
+    }
+    return simple("COMMIT");
+  }
   Status rollback() override {
+    if (begin_pending_) {
+      begin_pending_ = false;
+      return {};
+    }
     if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK ||
         PQtransactionStatus(conn_) == PQTRANS_IDLE) {
       return {};
@@ -273,10 +290,85 @@ class PgConnection final : public Connection {
   }
 
   Status simple(const char* sql) {
+    SLUICE_RETURN_IF_ERROR(flush_begin());
     PGresult* res = PQexec(conn_, sql);
     Status s = check(res, sql);
     PQclear(res);
     return s;
+  }
+
+  // A BEGIN that has not gone out yet goes out on its own, before a statement that cannot join
+  // it in a pipeline (a script, LISTEN, COMMIT of a transaction that ran nothing but those).
+  Status flush_begin() {
+    if (!begin_pending_) {
+      return {};
+    }
+    begin_pending_ = false;
+    PGresult* res = PQexec(conn_, "BEGIN");
+    Status s = check(res, "BEGIN");
+    PQclear(res);
+    return s;
+  }
+
+  // BEGIN and the prepared statement in one pipeline, one round trip. Returns the statement's
+  // result, or BEGIN's when BEGIN failed (the statement is then not run).
+  PGresult* exec_prepared_after_begin(const std::string& name, int n) {
+    begin_pending_ = false;
+    if (PQenterPipelineMode(conn_) != 1) {
+      PGresult* res = PQexec(conn_, "BEGIN");
+      if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        return res;
+      }
+      PQclear(res);
+      return PQexecPrepared(conn_, name.c_str(), n, values_.data(), lengths_.data(),
+                            formats_.data(), 0);
+    }
+    const bool sent =
+        PQsendQueryParams(conn_, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1 &&
+        PQsendQueryPrepared(conn_, name.c_str(), n, values_.data(), lengths_.data(),
+                            formats_.data(), 0) == 1 &&
+        PQpipelineSync(conn_) == 1;
+    PGresult* begin_res = nullptr;
+    PGresult* res = nullptr;
+    if (sent) {
+      // Each query's results end with a NULL; then comes the sync point.
+      begin_res = first_result_of_query();
+      res = first_result_of_query();
+      while (PGresult* r = PQgetResult(conn_)) {
+        const bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        PQclear(r);
+        if (sync) {
+          break;
+        }
+      }
+    }
+    if (PQexitPipelineMode(conn_) != 1) {
+      // Results still pending: the connection's state is unknown. Drop it; the next statement
+      // finds it lost and the session reconnects and retries where that is safe.
+      PQclear(begin_res);
+      PQclear(res);
+      PQfinish(conn_);
+      conn_ = nullptr;
+      return nullptr;
+    }
+    if (begin_res == nullptr || PQresultStatus(begin_res) != PGRES_COMMAND_OK) {
+      PQclear(res);
+      return begin_res;
+    }
+    PQclear(begin_res);
+    return res;
+  }
+
+  // In a pipeline: the first result of the next query, the rest of its results read and freed.
+  PGresult* first_result_of_query() {
+    PGresult* first = PQgetResult(conn_);
+    if (first == nullptr) {
+      return nullptr;
+    }
+    while (PGresult* more = PQgetResult(conn_)) {
+      PQclear(more);
+    }
+    return first;
   }
 
   Result<const std::string*> prepare(const std::string& sql) {
@@ -321,8 +413,10 @@ class PgConnection final : public Connection {
       values_[i] = texts_[i].c_str();
       lengths_[i] = static_cast<int>(texts_[i].size());
     }
-    PGresult* res = PQexecPrepared(conn_, name.c_str(), static_cast<int>(n), values_.data(),
-                                   lengths_.data(), formats_.data(), 0);
+    PGresult* res = begin_pending_
+                        ? exec_prepared_after_begin(name, static_cast<int>(n))
+                        : PQexecPrepared(conn_, name.c_str(), static_cast<int>(n), values_.data(),
+                                         lengths_.data(), formats_.data(), 0);
     Status s = check(res, "SQL failed");
     if (s.is_ok()) {
       out->columns.clear();
@@ -408,6 +502,7 @@ class PgConnection final : public Connection {
   std::vector<int> lengths_;
   std::vector<int> formats_;
   int next_stmt_ = 0;
+  bool begin_pending_ = false;  // begin() ran; BEGIN goes out with the next statement
   ErrorKind last_kind_ = ErrorKind::kNone;
 };
 

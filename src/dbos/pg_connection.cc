@@ -297,8 +297,8 @@ class PgConnection final : public Connection {
     return s;
   }
 
-  // A BEGIN that has not gone out yet goes out on its own, before a statement that cannot join
-  // it in a pipeline (a script, LISTEN, COMMIT of a transaction that ran nothing but those).
+  // A BEGIN that has not gone out yet goes out on its own, before a statement that is sent by
+  // itself (a script, LISTEN).
   Status flush_begin() {
     if (!begin_pending_) {
       return {};

@@ -311,6 +311,23 @@ TEST_P(DbosTest, AWorkerAddedOrGrownTakesTheDeferredTasksOfItsPartition) {
   EXPECT_EQ(scalar("SELECT count(*) FROM Task WHERE state = 'running'"), 3);
 }
 
+// Partition keys are 64-bit on both engines: deferral, a worker's arrival and completion all
+// work for a key beyond 32 bits.
+TEST_P(DbosTest, PartitionKeysBeyondThirtyTwoBitsScheduleDeferAndComplete) {
+  constexpr int64_t kBig = int64_t{5'000'000'000};
+  Scheduler sched(*session_);
+  auto waiting = sched.schedule("locality", {.p_key = kBig});
+  ASSERT_TRUE(waiting.is_ok()) << waiting.status().to_string();
+  EXPECT_FALSE(waiting->worker_id.has_value());
+  Status added = sched.add_worker({.worker_id = 3, .p_key = kBig, .capacity = 1});
+  ASSERT_TRUE(added.is_ok()) << added.to_string();
+  EXPECT_EQ(scalar(fmt::format("SELECT worker_id FROM Task WHERE task_id = {}", waiting->task_id)),
+            3);
+  auto done = sched.complete(waiting->task_id);
+  ASSERT_TRUE(done.is_ok()) << done.status().to_string();
+  EXPECT_EQ(scalar("SELECT unused_capacity FROM Worker WHERE worker_id = 3"), 1);
+}
+
 TEST_P(DbosTest, LeastLoadedPicksTheWorkerWithMostUnusedCapacity) {
   Scheduler sched(*session_);
   ASSERT_TRUE(sched.add_worker({.worker_id = 1, .p_key = 0, .capacity = 2}).is_ok());

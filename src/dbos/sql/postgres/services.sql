@@ -14,7 +14,7 @@ DECLARE
   moved bigint := 0;
 BEGIN
   -- The partition's lock before the worker's row, in the order dbos_task_complete takes them.
-  PERFORM pg_advisory_xact_lock(7301, dbos_worker_upsert.p_key::int);
+  PERFORM pg_advisory_xact_lock(7301, hashint8(dbos_worker_upsert.p_key));
   SELECT w.capacity - w.unused_capacity INTO b FROM worker w
   WHERE w.worker_id = dbos_worker_upsert.worker_id FOR UPDATE;
   IF b IS NULL THEN
@@ -82,7 +82,7 @@ BEGIN
     RETURN NEXT;
     RETURN;
   END IF;
-  PERFORM pg_advisory_xact_lock(7301, pk::int);
+  PERFORM pg_advisory_xact_lock(7301, hashint8(pk));
   UPDATE task t SET state = 'done', finished_us = now_us
   WHERE t.task_id = dbos_task_complete.task_id;
   SELECT t.task_id INTO nxt FROM task t WHERE t.state = 'deferred' AND t.p_key = pk

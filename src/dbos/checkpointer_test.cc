@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -58,6 +59,7 @@ TEST_F(CheckpointerTest, CommitsPastTheThresholdAreCopiedBackOnTheThread) {
   const std::string path = (dir_ / "t.db").string();
   sqlite3* w = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &w), SQLITE_OK);
+  sqlite3_busy_timeout(w, 5000);  // as dbos's connections wait: the thread's restart holds the lock
   exec(w,
        "PRAGMA journal_mode=wal; PRAGMA synchronous=normal; "
        "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)");
@@ -84,6 +86,94 @@ TEST_F(CheckpointerTest, CommitsPastTheThresholdAreCopiedBackOnTheThread) {
   EXPECT_GT(fs::file_size(path), db_size_before + 100'000);
   c->reset();
   EXPECT_EQ(count_rows(path), 2000);
+  sqlite3_close_v2(w);
+}
+
+// A WAL that cannot restart (a reader holds an old snapshot) stays past the threshold: the thread
+// still runs one pass per `wake_frames` frames written, as SQLite's autocheckpoint would, not one
+// per commit (each pass costs two fsyncs when it has frames to copy).
+TEST_F(CheckpointerTest, AWalPastTheThresholdWakesTheThreadOncePerThresholdOfNewFrames) {
+  const std::string path = (dir_ / "t.db").string();
+  sqlite3* w = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &w), SQLITE_OK);
+  sqlite3_busy_timeout(w, 5000);  // as dbos's connections wait: the thread's restart holds the lock
+  exec(w,
+       "PRAGMA journal_mode=wal; PRAGMA synchronous=normal; "
+       "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB); INSERT INTO t(v) VALUES (1)");
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &reader), SQLITE_OK);
+  exec(reader, "BEGIN; SELECT count(*) FROM t");  // pins the WAL: it cannot restart
+  constexpr int64_t kWake = 50;
+  auto c = Checkpointer::start(path, kWake, 1'000'000);
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  struct Hook {
+    Checkpointer* cp;
+    int64_t last = 0;
+    int64_t written = 0;  // frames appended to the WAL across restarts
+  } hook{c->get()};
+  sqlite3_wal_hook(
+      w,
+      [](void* p, sqlite3*, const char*, int frames) {
+        auto* h = static_cast<Hook*>(p);
+        h->written += frames >= h->last ? frames - h->last : frames;
+        h->last = frames;
+        EXPECT_FALSE(h->cp->on_commit(frames));
+        return SQLITE_OK;
+      },
+      &hook);
+  for (int i = 0; i < 600; ++i) {
+    exec(w, "INSERT INTO t(v) VALUES (randomblob(100))");
+    // Time for the thread to run between commits, as it has between IPC messages.
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  for (int i = 0; i < 100 && hook.cp->checkpoints() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GT(hook.written, 3 * kWake);
+  EXPECT_GT(hook.cp->checkpoints(), 0u);
+  EXPECT_LE(hook.cp->checkpoints(), static_cast<uint64_t>(hook.written / kWake + 1))
+      << hook.written << " frames written";
+  exec(reader, "COMMIT");
+  c->reset();
+  sqlite3_close_v2(reader);
+  sqlite3_close_v2(w);
+}
+
+// Under writes that never pause, SQLite itself never restarts the WAL (a writer would have to
+// begin while every frame is copied back): the thread does, so the WAL file stays near
+// 4 × wake_frames instead of holding every frame written.
+TEST_F(CheckpointerTest, UnderWritesThatNeverPauseTheThreadRestartsTheWal) {
+  const std::string path = (dir_ / "t.db").string();
+  sqlite3* w = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &w), SQLITE_OK);
+  sqlite3_busy_timeout(w, 5000);  // as dbos's connections wait: the thread's restart holds the lock
+  exec(w,
+       "PRAGMA journal_mode=wal; PRAGMA synchronous=normal; "
+       "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)");
+  constexpr int64_t kWake = 50;
+  auto c = Checkpointer::start(path, kWake, 1'000'000);
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  Checkpointer* cp = c->get();
+  sqlite3_wal_hook(
+      w,
+      [](void* p, sqlite3*, const char*, int frames) {
+        EXPECT_FALSE(static_cast<Checkpointer*>(p)->on_commit(frames));
+        return SQLITE_OK;
+      },
+      cp);
+  uintmax_t largest_wal = 0;
+  constexpr int kCommits = 3000;
+  for (int i = 0; i < kCommits; ++i) {
+    exec(w, "INSERT INTO t(v) VALUES (randomblob(200))");
+    std::error_code ec;
+    largest_wal = std::max(largest_wal, fs::file_size(path + "-wal", ec));
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+  EXPECT_GT(cp->restarts(), 0u);
+  // Every commit appends at least one 4 KiB frame: kept whole, the WAL would reach 12 MiB.
+  EXPECT_LT(largest_wal, uintmax_t{4} << 20);
+  c->reset();
+  EXPECT_EQ(count_rows(path), kCommits);
   sqlite3_close_v2(w);
 }
 

@@ -61,20 +61,23 @@ const IntKnob kWalAutocheckpoint({.name = "dbos.sqlite.wal_autocheckpoint",
                                           "crosses it (checkpoint inline) or woken on the "
                                           "checkpointer thread (background); 0: never"});
 const EnumKnob kCheckpoint({.name = "dbos.sqlite.checkpoint",
-                            .default_value = "inline",
+                            .default_value = "background",
                             .values = {"inline", "background"},
                             .stage = KnobStage::kStart,
-                            .help = "where the WAL is copied back: inline, in the commit that "
-                                    "crosses dbos.sqlite.wal_autocheckpoint (SQLite's own way: "
-                                    "that commit waits for an fsync), or background, on a "
-                                    "thread of each process"});
+                            .help = "where the WAL is copied back: background, on a thread of "
+                                    "each process that also restarts the WAL every 4 x "
+                                    "dbos.sqlite.wal_autocheckpoint pages (no commit waits for "
+                                    "an fsync); or inline, in the commit that crosses "
+                                    "dbos.sqlite.wal_autocheckpoint (SQLite's own way: that "
+                                    "commit waits for the copy and an fsync)"});
 const IntKnob kWalMaxMb({.name = "dbos.sqlite.wal_max_mb",
                          .default_value = 1024,
                          .min = 1,
                          .max = 1 << 20,
                          .stage = KnobStage::kStart,
                          .help = "checkpoint background: past this WAL size the committing "
-                                 "connection restarts the WAL itself (a blocking checkpoint)"});
+                                 "connection restarts the WAL itself (a blocking checkpoint), "
+                                 "for when the thread cannot"});
 
 struct CachedStatement {
   sqlite3_stmt* stmt = nullptr;

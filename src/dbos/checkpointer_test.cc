@@ -53,19 +53,20 @@ int64_t count_rows(const std::string& path) {
   return n;
 }
 
-// The class alone: a writer's commits past `wake_frames` wake the thread, which copies the WAL
-// back into the database file while the writer goes on.
-TEST_F(CheckpointerTest, CommitsPastTheThresholdAreCopiedBackOnTheThread) {
-  const std::string path = (dir_ / "t.db").string();
+// A connection in WAL mode with an empty table t, that waits for the write lock as dbos's
+// connections do: the thread's restart holds it for a moment.
+sqlite3* open_writer(const std::string& path) {
   sqlite3* w = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &w), SQLITE_OK);
-  sqlite3_busy_timeout(w, 5000);  // as dbos's connections wait: the thread's restart holds the lock
+  EXPECT_EQ(sqlite3_open(path.c_str(), &w), SQLITE_OK);
+  sqlite3_busy_timeout(w, 5000);
   exec(w,
        "PRAGMA journal_mode=wal; PRAGMA synchronous=normal; "
        "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)");
-  auto c = Checkpointer::start(path, 50, 1'000'000);
-  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
-  Checkpointer* cp = c->get();
+  return w;
+}
+
+// The writer's commits wake `cp`, as dbos's WAL hook does.
+void wake_on_commit(sqlite3* w, Checkpointer* cp) {
   sqlite3_wal_hook(
       w,
       [](void* p, sqlite3*, const char*, int frames) {
@@ -73,6 +74,17 @@ TEST_F(CheckpointerTest, CommitsPastTheThresholdAreCopiedBackOnTheThread) {
         return SQLITE_OK;
       },
       cp);
+}
+
+// The class alone: a writer's commits past `wake_frames` wake the thread, which copies the WAL
+// back into the database file while the writer goes on.
+TEST_F(CheckpointerTest, CommitsPastTheThresholdAreCopiedBackOnTheThread) {
+  const std::string path = (dir_ / "t.db").string();
+  sqlite3* w = open_writer(path);
+  auto c = Checkpointer::start(path, 50, 1'000'000);
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  Checkpointer* cp = c->get();
+  wake_on_commit(w, cp);
   const auto db_size_before = fs::file_size(path);
   for (int i = 0; i < 2000; ++i) {
     exec(w, "INSERT INTO t(v) VALUES (randomblob(200))");
@@ -94,12 +106,8 @@ TEST_F(CheckpointerTest, CommitsPastTheThresholdAreCopiedBackOnTheThread) {
 // per commit (each pass costs two fsyncs when it has frames to copy).
 TEST_F(CheckpointerTest, AWalPastTheThresholdWakesTheThreadOncePerThresholdOfNewFrames) {
   const std::string path = (dir_ / "t.db").string();
-  sqlite3* w = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &w), SQLITE_OK);
-  sqlite3_busy_timeout(w, 5000);  // as dbos's connections wait: the thread's restart holds the lock
-  exec(w,
-       "PRAGMA journal_mode=wal; PRAGMA synchronous=normal; "
-       "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB); INSERT INTO t(v) VALUES (1)");
+  sqlite3* w = open_writer(path);
+  exec(w, "INSERT INTO t(v) VALUES (1)");
   sqlite3* reader = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &reader), SQLITE_OK);
   exec(reader, "BEGIN; SELECT count(*) FROM t");  // pins the WAL: it cannot restart
@@ -144,23 +152,12 @@ TEST_F(CheckpointerTest, AWalPastTheThresholdWakesTheThreadOncePerThresholdOfNew
 // 4 × wake_frames instead of holding every frame written.
 TEST_F(CheckpointerTest, UnderWritesThatNeverPauseTheThreadRestartsTheWal) {
   const std::string path = (dir_ / "t.db").string();
-  sqlite3* w = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &w), SQLITE_OK);
-  sqlite3_busy_timeout(w, 5000);  // as dbos's connections wait: the thread's restart holds the lock
-  exec(w,
-       "PRAGMA journal_mode=wal; PRAGMA synchronous=normal; "
-       "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)");
+  sqlite3* w = open_writer(path);
   constexpr int64_t kWake = 50;
   auto c = Checkpointer::start(path, kWake, 1'000'000);
   ASSERT_TRUE(c.is_ok()) << c.status().to_string();
   Checkpointer* cp = c->get();
-  sqlite3_wal_hook(
-      w,
-      [](void* p, sqlite3*, const char*, int frames) {
-        EXPECT_FALSE(static_cast<Checkpointer*>(p)->on_commit(frames));
-        return SQLITE_OK;
-      },
-      cp);
+  wake_on_commit(w, cp);
   uintmax_t largest_wal = 0;
   constexpr int kCommits = 3000;
   for (int i = 0; i < kCommits; ++i) {

@@ -55,7 +55,10 @@ Result<std::unique_ptr<Connection>> open_sqlite_connection(const std::string& pa
                                                            Checkpointer* checkpointer = nullptr);
 // The background checkpointer when dbos.sqlite.checkpoint is background, else null.
 Result<std::unique_ptr<Checkpointer>> start_sqlite_checkpointer(const std::string& path);
+// `origin`: set as the session's `dbos.origin`, the payload of the notifications its sends make
+// (the Database's token; empty for none).
 Result<std::unique_ptr<Connection>> open_pg_connection(const std::string& conninfo,
-                                                       const SqlLibrary* library);
+                                                       const SqlLibrary* library,
+                                                       const std::string& origin = {});
 
 }  // namespace sluice::dbos

@@ -1,6 +1,7 @@
 #include "sluice/dbos/database.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include "dbos/checkpointer.h"
 #include "dbos/connection.h"
 #include "dbos/group_commit.h"
+#include "dbos/notify_hub.h"
 #include "dbos/sql_library.h"
 #include "dbos/wake.h"
 #include "sluice/common/knobs.h"
@@ -51,6 +53,15 @@ const BoolKnob kSharedWriter({.name = "dbos.sqlite.shared_writer",
                               .help = "SQLite: the write transactions of every thread of a "
                                       "process run on one connection, one at a time, so its "
                                       "page cache stays warm; off: each on its thread's own"});
+const EnumKnob kPgWakeups(
+    {.name = "dbos.pg.wakeups",
+     .default_value = "hub",
+     .values = {"hub", "connection"},
+     .stage = KnobStage::kStart,
+     .help = "PostgreSQL receivers: hub, one LISTEN connection per process wakes its receivers "
+             "through futexes (and senders in the process wake them directly); connection, "
+             "each receiver LISTENs on its own connection (every NOTIFY then signals every "
+             "listening backend)"});
 const IntKnob kTxnRetries({.name = "dbos.txn_retries",
                            .default_value = 20,
                            .min = 0,
@@ -282,6 +293,21 @@ Result<bool> Session::wait_notification(int timeout_ms) {
 
 Database::~Database() = default;
 
+Status Database::watch_receiver(int64_t receiver) {
+  if (wake_ == nullptr || dialect_ != Dialect::kPostgres) {
+    return {};
+  }
+  NotifyHub* hub = nullptr;
+  {
+    std::lock_guard lock(hub_mu_);
+    if (hub_ == nullptr) {
+      SLUICE_ASSIGN_OR_RETURN(hub_, NotifyHub::start(target_, wake_.get(), origin_));
+    }
+    hub = hub_.get();
+  }
+  return hub->listen(receiver);
+}
+
 namespace {
 
 struct ParsedUrl {
@@ -438,6 +464,13 @@ Status Database::init() {
     std::this_thread::sleep_for(std::chrono::milliseconds(5 + attempt));
   }
   SLUICE_RETURN_IF_ERROR(s.with_context(fmt::format("opening {}", url_)));
+  if (dialect_ == Dialect::kPostgres && kPgWakeups.get() == "hub") {
+    SLUICE_ASSIGN_OR_RETURN(wake_, WakeTable::in_process());
+    // Names this handle's notifications (see NotifyHub::start); the sessions opened from now on
+    // carry it.
+    std::random_device rd;
+    origin_ = fmt::format("p{}x{:08x}{:08x}", ::getpid(), rd(), rd());
+  }
   if (dialect_ == Dialect::kSqlite) {
     SLUICE_ASSIGN_OR_RETURN(wake_, WakeTable::open(target_ + "-wake"));
     SLUICE_ASSIGN_OR_RETURN(checkpointer_, start_sqlite_checkpointer(target_));
@@ -461,7 +494,7 @@ Result<std::unique_ptr<Session>> Database::connect() {
     SLUICE_ASSIGN_OR_RETURN(conn,
                             open_sqlite_connection(target_, library_.get(), checkpointer_.get()));
   } else {
-    SLUICE_ASSIGN_OR_RETURN(conn, open_pg_connection(target_, library_.get()));
+    SLUICE_ASSIGN_OR_RETURN(conn, open_pg_connection(target_, library_.get(), origin_));
   }
   return std::unique_ptr<Session>(new Session(this, std::move(conn)));
 }

@@ -17,6 +17,8 @@
 
 #include "dbos/connection.h"
 #include "dbos/group_commit.h"
+#include "dbos/notify_hub.h"
+#include "dbos/wake.h"
 #include "sluice/common/knobs.h"
 #include "sluice/dbos/database.h"
 #include "sluice/dbos/ipc.h"
@@ -1399,6 +1401,157 @@ TEST_P(DbosTest, AServerRestartMidRunLosesAndDuplicatesNothing) {
   for (int i = 0; i < 60; ++i) {
     EXPECT_EQ(got[static_cast<size_t>(i)], std::to_string(i + 1));
   }
+}
+
+// A receiver blocked in recv wakes on a send made through another Database handle, as from
+// another process: nothing of the sender's reaches it but what the database and the OS carry
+// (SQLite: the shared wake-up file; PostgreSQL: NOTIFY, to the process's notification thread or,
+// with dbos.pg.wakeups connection, to the receiver's own LISTEN). The recheck is set beyond the
+// receive timeout, so a lost wake-up fails the test instead of arriving a second late.
+TEST_P(DbosTest, ABlockedReceiverWakesOnASendThroughAnotherDatabaseHandle) {
+  std::vector<std::string> modes = {""};
+  if (GetParam() == Dialect::kPostgres) {
+    modes = {"hub", "connection"};
+  }
+  ASSERT_TRUE(KnobRegistry::global().set("dbos.recv_recheck_ms", "600000").is_ok());
+  for (const std::string& mode : modes) {
+    SCOPED_TRACE(mode);
+    if (!mode.empty()) {
+      ASSERT_TRUE(KnobRegistry::global().set("dbos.pg.wakeups", mode).is_ok());
+    }
+    auto rx_db = Database::open(url_);
+    auto tx_db = Database::open(url_);
+    ASSERT_TRUE(rx_db.is_ok() && tx_db.is_ok());
+    EXPECT_EQ((*rx_db)->wake_table() != nullptr, mode != "connection");
+    auto rx_session = (*rx_db)->connect();
+    auto tx_session = (*tx_db)->connect();
+    ASSERT_TRUE(rx_session.is_ok() && tx_session.is_ok());
+    Ipc rx(**rx_session);
+    Ipc tx(**tx_session);
+    ASSERT_TRUE(rx.create_endpoint(1).is_ok());
+    ASSERT_TRUE(rx.create_endpoint(2).is_ok());
+    std::vector<std::string> got;
+    std::thread receiver([&] {
+      while (got.size() < 5) {
+        auto r = rx.recv(2, 8, std::chrono::seconds(60));
+        ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+        for (auto& m : *r) {
+          got.push_back(m.data);
+        }
+      }
+    });
+    for (int i = 0; i < 5; ++i) {
+      // Gives the receiver time to go to sleep between sends.
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      ASSERT_TRUE(tx.send(1, 2, fmt::format("{}-{}", mode, i)).is_ok());
+    }
+    receiver.join();
+    ASSERT_EQ(got.size(), 5u);
+    for (int i = 0; i < 5; ++i) {
+      EXPECT_EQ(got[static_cast<size_t>(i)], fmt::format("{}-{}", mode, i));
+    }
+  }
+}
+
+TEST_P(DbosTest, TheNotificationThreadListensAgainAfterItsConnectionDiesAndWakesEveryReceiver) {
+  if (GetParam() != Dialect::kPostgres) {
+    GTEST_SKIP() << "PostgreSQL's notification thread";
+  }
+  auto wake = WakeTable::in_process();
+  ASSERT_TRUE(wake.is_ok());
+  auto hub = NotifyHub::start(url_, wake->get(), "ours");
+  ASSERT_TRUE(hub.is_ok()) << hub.status().to_string();
+  ASSERT_TRUE((*hub)->listen(5).is_ok());
+  ASSERT_TRUE((*hub)->listen(6).is_ok());
+  ASSERT_TRUE((*hub)->listen(5).is_ok());  // idempotent
+  auto wait_for_change = [&](int64_t key, uint32_t seen) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while ((*wake)->epoch(key) == seen && std::chrono::steady_clock::now() < deadline) {
+      (*wake)->wait(key, seen, 100'000'000);
+    }
+    return (*wake)->epoch(key) != seen;
+  };
+
+  // A notification on a channel it listens to bumps that receiver's word, and only that one's.
+  uint32_t e5 = (*wake)->epoch(5);
+  uint32_t e7 = (*wake)->epoch(7);
+  ASSERT_TRUE(session_->query("SELECT pg_notify('dbos_rx_5', '')").is_ok());
+  ASSERT_TRUE(session_->query("SELECT pg_notify('dbos_rx_7', '')").is_ok());
+  EXPECT_TRUE(wait_for_change(5, e5));
+  EXPECT_EQ((*wake)->epoch(7), e7);
+
+  // One with its own origin as payload is skipped: the sender woke its receivers itself.
+  // Notifications arrive in commit order, so once 5 moved, 6's has been read.
+  e5 = (*wake)->epoch(5);
+  uint32_t e6 = (*wake)->epoch(6);
+  ASSERT_TRUE(session_->query("SELECT pg_notify('dbos_rx_6', 'ours')").is_ok());
+  ASSERT_TRUE(session_->query("SELECT pg_notify('dbos_rx_5', 'theirs')").is_ok());
+  EXPECT_TRUE(wait_for_change(5, e5));
+  EXPECT_EQ((*wake)->epoch(6), e6);
+
+  // Its backend killed: it reconnects, listens again, and wakes every receiver it serves, since a
+  // send in the gap notified nobody.
+  e5 = (*wake)->epoch(5);
+  e6 = (*wake)->epoch(6);
+  EXPECT_EQ(
+      scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sluice-notify'"), 1);
+  ASSERT_TRUE(session_
+                  ->query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE application_name = 'sluice-notify'")
+                  .is_ok());
+  EXPECT_TRUE(wait_for_change(5, e5));
+  EXPECT_TRUE(wait_for_change(6, e6));
+  EXPECT_EQ((*hub)->reconnects(), 1u);
+
+  // And it listens again: a later notification still arrives.
+  e5 = (*wake)->epoch(5);
+  ASSERT_TRUE(session_->query("SELECT pg_notify('dbos_rx_5', '')").is_ok());
+  EXPECT_TRUE(wait_for_change(5, e5));
+  EXPECT_GE((*hub)->notifications(), 2u);
+}
+
+// With many receivers in one process, PostgreSQL has one listening backend to signal per NOTIFY,
+// not one per receiver: the receivers sleep on the process's wake table.
+TEST_P(DbosTest, ManyReceiversOfAProcessShareOneListeningConnection) {
+  if (GetParam() != Dialect::kPostgres) {
+    GTEST_SKIP() << "PostgreSQL's LISTEN";
+  }
+  Ipc ipc(*session_);
+  constexpr int kReceivers = 8;
+  for (int i = 0; i <= kReceivers; ++i) {
+    ASSERT_TRUE(ipc.create_endpoint(i).is_ok());
+  }
+  std::atomic<int> waiting{0};
+  std::vector<std::thread> threads;
+  for (int i = 1; i <= kReceivers; ++i) {
+    threads.emplace_back([&, i] {
+      auto s = new_session();
+      Ipc rx(*s);
+      waiting.fetch_add(1);
+      auto r = rx.recv(i, 1, std::chrono::seconds(60));
+      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+      ASSERT_EQ(r->size(), 1u);
+      EXPECT_EQ((*r)[0].data, "to all");
+      // The receiver's own connection listens to nothing.
+      auto channels = s->query("SELECT count(*) FROM pg_listening_channels()");
+      ASSERT_TRUE(channels.is_ok());
+      EXPECT_EQ(value_to_int(channels->rows[0][0]), 0);
+    });
+  }
+  while (waiting.load() < kReceivers) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::vector<int64_t> all;
+  for (int i = 1; i <= kReceivers; ++i) {
+    all.push_back(i);
+  }
+  ASSERT_TRUE(ipc.multicast(0, all, "to all").is_ok());
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(
+      scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sluice-notify'"), 1);
 }
 
 #ifdef SLUICE_DBOS_TEST_POSTGRES

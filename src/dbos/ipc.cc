@@ -32,7 +32,7 @@ const IntKnob kRecvSpinUs({.name = "dbos.recv_spin_us",
                            .min = 0,
                            .max = 100000,
                            .stage = KnobStage::kRuntime,
-                           .help = "SQLite: longest a blocked receiver spins on its wake-up word "
+                           .help = "longest a blocked receiver spins on its wake-up word "
                                    "before it sleeps; it spins only while its recent waits were "
                                    "shorter than this (0: always sleep at once)"});
 
@@ -335,8 +335,8 @@ Result<std::vector<Message>> Ipc::take(int64_t receiver, int max) {
 }
 
 Result<bool> Ipc::has_mail(int64_t receiver) {
-  if (session_->database().wake_table() == nullptr) {
-    return true;  // PostgreSQL: the take itself is as cheap (row locks, no database lock)
+  if (session_->database().dialect() == Dialect::kPostgres) {
+    return true;  // the take itself is as cheap (row locks, no database lock)
   }
   Arg args[] = {{"receiver_id", receiver}, {"now_us", int64_t{0}}};
   SLUICE_ASSIGN_OR_RETURN(QueryResult r, session_->read("has_mail", args));
@@ -426,8 +426,14 @@ Status Ipc::start_receiving(int64_t receiver, int max) {
     return invalid_argument(fmt::format("max {} must be positive", max));
   }
   SLUICE_RETURN_IF_ERROR(check_receiver(receiver));
-  if (session_->database().wake_table() == nullptr && listening_.count(receiver) == 0) {
-    SLUICE_RETURN_IF_ERROR(session_->listen(channel_name(receiver)));
+  Database& db = session_->database();
+  if (db.dialect() == Dialect::kPostgres && listening_.count(receiver) == 0) {
+    // Before the first take: a send that commits after the take's snapshot then wakes us.
+    if (db.wake_table() != nullptr) {
+      SLUICE_RETURN_IF_ERROR(db.watch_receiver(receiver));
+    } else {
+      SLUICE_RETURN_IF_ERROR(session_->listen(channel_name(receiver)));
+    }
     listening_[receiver] = true;
   }
   return {};

@@ -99,8 +99,8 @@ Value decode(const PGresult* res, int r, int c) {
 
 class PgConnection final : public Connection {
  public:
-  PgConnection(std::string conninfo, const SqlLibrary* library)
-      : conninfo_(std::move(conninfo)), library_(library) {}
+  PgConnection(std::string conninfo, const SqlLibrary* library, std::string origin)
+      : conninfo_(std::move(conninfo)), library_(library), origin_(std::move(origin)) {}
   ~PgConnection() override {
     if (conn_ != nullptr) {
       PQfinish(conn_);
@@ -126,8 +126,11 @@ class PgConnection final : public Connection {
           "cannot connect to PostgreSQL ({}): {}; is the server running and the URL right?",
           redacted(), msg));
     }
-    const std::string setup = fmt::format(
-        "SET client_min_messages = warning; SET lock_timeout = {}", kLockTimeoutMs.get());
+    std::string setup = fmt::format("SET client_min_messages = warning; SET lock_timeout = {}",
+                                    kLockTimeoutMs.get());
+    if (!origin_.empty()) {
+      setup += fmt::format("; SET dbos.origin = '{}'", origin_);
+    }
     PGresult* r = PQexec(conn_, setup.c_str());
     PQclear(r);
     // Two transactions that lock rows in opposite orders (a batch over files taken in a
@@ -491,6 +494,7 @@ class PgConnection final : public Connection {
 
   std::string conninfo_;
   const SqlLibrary* library_;
+  std::string origin_;  // letters and digits only
   PGconn* conn_ = nullptr;
   std::unordered_map<std::string, std::string> prepared_;
   std::unordered_map<std::string, std::string> call_sql_;
@@ -509,8 +513,9 @@ class PgConnection final : public Connection {
 }  // namespace
 
 Result<std::unique_ptr<Connection>> open_pg_connection(const std::string& conninfo,
-                                                       const SqlLibrary* library) {
-  auto conn = std::make_unique<PgConnection>(conninfo, library);
+                                                       const SqlLibrary* library,
+                                                       const std::string& origin) {
+  auto conn = std::make_unique<PgConnection>(conninfo, library, origin);
   SLUICE_RETURN_IF_ERROR(conn->connect_once());
   return std::unique_ptr<Connection>(std::move(conn));
 }

@@ -94,7 +94,18 @@ Result<std::unique_ptr<WakeTable>> WakeTable::open(const std::string& path) {
   if (base == MAP_FAILED) {
     return errno_status(err, fmt::format("cannot map the wake-up file {}", path));
   }
-  return std::unique_ptr<WakeTable>(new WakeTable(base, bytes));
+  return std::unique_ptr<WakeTable>(new WakeTable(base, bytes, /*shared=*/true));
+}
+
+const int WakeTable::kPrivate = FUTEX_PRIVATE_FLAG;
+
+Result<std::unique_ptr<WakeTable>> WakeTable::in_process() {
+  const size_t bytes = kSlots * sizeof(Slot);
+  void* base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) {
+    return errno_status(errno, "cannot map the in-process wake-up table");
+  }
+  return std::unique_ptr<WakeTable>(new WakeTable(base, bytes, /*shared=*/false));
 }
 
 WakeTable::~WakeTable() {
@@ -114,8 +125,8 @@ void WakeTable::notify(int64_t key) {
   Slot& s = slot(key);
   s.epoch.fetch_add(1, std::memory_order_seq_cst);
   if (s.waiters.load(std::memory_order_seq_cst) > 0) {
-    ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s.epoch), FUTEX_WAKE, INT_MAX, nullptr,
-              nullptr, 0);
+    ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s.epoch), FUTEX_WAKE | futex_flags_, INT_MAX,
+              nullptr, nullptr, 0);
   }
 }
 
@@ -155,8 +166,8 @@ bool WakeTable::wait(int64_t key, uint32_t seen, int64_t timeout_ns, SpinPolicy*
     struct timespec ts {};
     ts.tv_sec = timeout_ns / 1'000'000'000;
     ts.tv_nsec = timeout_ns % 1'000'000'000;
-    long rc = ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s.epoch), FUTEX_WAIT, seen, &ts,
-                        nullptr, 0);
+    long rc = ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s.epoch), FUTEX_WAIT | futex_flags_,
+                        seen, &ts, nullptr, 0);
     if (rc != 0 && errno == ETIMEDOUT) {
       woke = false;
     }

@@ -56,6 +56,9 @@ class WakeTable {
 
   // Maps `path`, creating it (zero-filled) if needed.
   static Result<std::unique_ptr<WakeTable>> open(const std::string& path);
+  // A table for the threads of this process only (PostgreSQL receivers: other processes reach
+  // them through NOTIFY and the process's NotifyHub).
+  static Result<std::unique_ptr<WakeTable>> in_process();
   ~WakeTable();
   WakeTable(const WakeTable&) = delete;
   WakeTable& operator=(const WakeTable&) = delete;
@@ -79,11 +82,14 @@ class WakeTable {
     std::atomic<uint32_t> waiters;
   };
   static_assert(sizeof(Slot) == 8);
-  WakeTable(void* base, size_t bytes) : slots_(static_cast<Slot*>(base)), bytes_(bytes) {}
+  WakeTable(void* base, size_t bytes, bool shared)
+      : slots_(static_cast<Slot*>(base)), bytes_(bytes), futex_flags_(shared ? 0 : kPrivate) {}
   Slot& slot(int64_t key) const;
+  static const int kPrivate;
 
   Slot* slots_;
   size_t bytes_;
+  int futex_flags_;  // FUTEX_PRIVATE_FLAG for an in-process table: the kernel skips the page key
 };
 
 }  // namespace sluice::dbos

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -131,6 +132,8 @@ class WakeTable;     // internal: futexes in a shared file, one per receiver slo
 class SqlLibrary;    // internal: the SQL files of the dialect
 class GroupCommit;   // internal: one commit for the concurrent SQLite transactions of a process
 class Checkpointer;  // internal: SQLite WAL checkpoints on a thread of their own
+class NotifyHub;     // internal: the process's one PostgreSQL LISTEN connection
+class Ipc;
 
 class Database : public std::enable_shared_from_this<Database> {
  public:
@@ -151,7 +154,9 @@ class Database : public std::enable_shared_from_this<Database> {
   // Names of the schedulers installed (one SQL file each), sorted.
   const std::vector<std::string>& schedulers() const { return schedulers_; }
 
-  // SQLite only: futex-based wake-ups shared by every process that opens the same file.
+  // Futex-based wake-ups of receivers: on SQLite shared by every process that opens the same
+  // file; on PostgreSQL (dbos.pg.wakeups hub) for this process's threads, bumped by its senders
+  // and by the notification thread. Null on PostgreSQL with dbos.pg.wakeups connection.
   WakeTable* wake_table() { return wake_.get(); }
   // SQLite with dbos.sqlite.group_commit or dbos.sqlite.shared_writer on: the transactions of
   // this Database's sessions that start together commit together, on the process writer when
@@ -161,15 +166,22 @@ class Database : public std::enable_shared_from_this<Database> {
   const SqlLibrary& library() const { return *library_; }
 
  private:
+  friend class Ipc;
   Database() = default;
   Status init();
+  // PostgreSQL with a wake table: notifications on `receiver`'s channel bump its word from now
+  // on (the process's NotifyHub, started on first use).
+  Status watch_receiver(int64_t receiver);
 
   Dialect dialect_ = Dialect::kSqlite;
   std::string url_;
   std::string target_;  // file path or libpq conninfo
+  std::string origin_;  // PostgreSQL with a wake table: the payload of this handle's NOTIFYs
   int schema_version_ = 0;
   std::vector<std::string> schedulers_;
   std::unique_ptr<WakeTable> wake_;
+  std::mutex hub_mu_;
+  std::unique_ptr<NotifyHub> hub_;              // after wake_, so it stops before the table goes
   std::unique_ptr<Checkpointer> checkpointer_;  // SQLite, dbos.sqlite.checkpoint background
   std::unique_ptr<SqlLibrary> library_;
   // Last, so it goes first: its process writer uses the library and the checkpointer.

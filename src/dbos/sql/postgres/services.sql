@@ -142,7 +142,9 @@ BEGIN
 END $$;
 
 -- One message; a message id not above the pair's highest is a duplicate and is dropped. The
--- receiver's channel is notified at commit.
+-- receiver's channel is notified at commit, with the sending Database's origin (a session
+-- setting) as payload: that Database's notification thread skips its own, whose receivers its
+-- senders woke already.
 CREATE OR REPLACE FUNCTION dbos_send(sender_id bigint, receiver_id bigint, message_id bigint,
     data bytea, now_us bigint DEFAULT 0)
 RETURNS TABLE (out_outcome text) LANGUAGE plpgsql AS $$
@@ -166,7 +168,8 @@ BEGIN
   INSERT INTO message (receiver_id, sender_id, message_id, data, sent_us)
   VALUES (dbos_send.receiver_id, dbos_send.sender_id, dbos_send.message_id, dbos_send.data,
           now_us);
-  PERFORM pg_notify('dbos_rx_' || dbos_send.receiver_id::text, '');
+  PERFORM pg_notify('dbos_rx_' || dbos_send.receiver_id::text,
+                   coalesce(current_setting('dbos.origin', true), ''));
   out_outcome := 'sent';
   RETURN NEXT;
 END $$;
@@ -202,7 +205,8 @@ BEGIN
   SELECT dbos_send_batch.receiver_id, dbos_send_batch.sender_id, first_id + e.pos - 1,
          substring(dbos_send_batch.data FROM (e.elem->>0)::int FOR (e.elem->>1)::int), now_us
   FROM jsonb_array_elements(pieces) WITH ORDINALITY AS e(elem, pos) ORDER BY e.pos;
-  PERFORM pg_notify('dbos_rx_' || dbos_send_batch.receiver_id::text, '');
+  PERFORM pg_notify('dbos_rx_' || dbos_send_batch.receiver_id::text,
+                   coalesce(current_setting('dbos.origin', true), ''));
   out_outcome := 'sent';
   RETURN NEXT;
 END $$;
@@ -261,7 +265,8 @@ BEGIN
     END IF;
     INSERT INTO message (receiver_id, sender_id, message_id, data, sent_us)
     VALUES (t.rid, dbos_multicast.sender_id, t.mid, data, now_us);
-    PERFORM pg_notify('dbos_rx_' || t.rid::text, '');
+    PERFORM pg_notify('dbos_rx_' || t.rid::text,
+                   coalesce(current_setting('dbos.origin', true), ''));
   END LOOP;
   out_outcome := 'sent';
   out_receiver_id := NULL::bigint;

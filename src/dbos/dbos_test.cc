@@ -1409,20 +1409,26 @@ TEST_P(DbosTest, AServerRestartMidRunLosesAndDuplicatesNothing) {
 // with dbos.pg.wakeups connection, to the receiver's own LISTEN). The recheck is set beyond the
 // receive timeout, so a lost wake-up fails the test instead of arriving a second late.
 TEST_P(DbosTest, ABlockedReceiverWakesOnASendThroughAnotherDatabaseHandle) {
-  std::vector<std::string> modes = {""};
+  // (receiver's, sender's) dbos.pg.wakeups: every pairing of the two ways.
+  std::vector<std::pair<std::string, std::string>> pairs = {{"", ""}};
   if (GetParam() == Dialect::kPostgres) {
-    modes = {"hub", "connection"};
+    pairs = {
+        {"hub", "hub"}, {"connection", "connection"}, {"connection", "hub"}, {"hub", "connection"}};
   }
   ASSERT_TRUE(KnobRegistry::global().set("dbos.recv_recheck_ms", "600000").is_ok());
-  for (const std::string& mode : modes) {
+  for (const auto& [rx_mode, tx_mode] : pairs) {
+    const std::string mode = rx_mode + "-" + tx_mode;
     SCOPED_TRACE(mode);
-    if (!mode.empty()) {
-      ASSERT_TRUE(KnobRegistry::global().set("dbos.pg.wakeups", mode).is_ok());
-    }
-    auto rx_db = Database::open(url_);
-    auto tx_db = Database::open(url_);
+    auto open_as = [&](const std::string& m) {
+      if (!m.empty()) {
+        EXPECT_TRUE(KnobRegistry::global().set("dbos.pg.wakeups", m).is_ok());
+      }
+      return Database::open(url_);
+    };
+    auto rx_db = open_as(rx_mode);
+    auto tx_db = open_as(tx_mode);
     ASSERT_TRUE(rx_db.is_ok() && tx_db.is_ok());
-    EXPECT_EQ((*rx_db)->wake_table() != nullptr, mode != "connection");
+    EXPECT_EQ((*rx_db)->wake_table() != nullptr, rx_mode != "connection");
     auto rx_session = (*rx_db)->connect();
     auto tx_session = (*tx_db)->connect();
     ASSERT_TRUE(rx_session.is_ok() && tx_session.is_ok());

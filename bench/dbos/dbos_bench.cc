@@ -5,7 +5,10 @@
 //       transaction and 64 per transaction), and median/p99 latency at 25–100 % of the peak
 //       offered open-loop from one thread, on a session that has scheduled --latency-warmup
 //       tasks first (default 200; 0 times a cold session, whose first PostgreSQL call compiles
-//       the PL/pgSQL functions and plans their statements, 3–7 ms).
+//       the PL/pgSQL functions and plans their statements, 3–7 ms). --open-loop-wait: the
+//       client spins the last 200 µs before each task's due time (spin, the default) or sleeps
+//       to it (sleep). Each latency point also records the steal time and how long the client
+//       thread and the PostgreSQL backend waited on a run queue.
 //   dbos_bench ipc [--reps N] [--seconds S] [--out FILE.json]
 //       ping-pong, ping20-pong20 (64 B – 8 KiB) and multicast to 1–40 receivers (64 B): dbos on
 //       SQLite and PostgreSQL against TCP loopback sockets and gRPC; --pattern and --system
@@ -247,17 +250,57 @@ struct Latency {
   double p50_us = 0;
   double p99_us = 0;
   std::vector<int64_t> slow;  // which tasks (from 0) took over 1 ms, the first 20
+  // Where a stall could come from: time the host took the VM's CPUs (steal, whole machine, in
+  // /proc/stat's ticks as ms), and time the client thread and the PostgreSQL backend serving it
+  // sat runnable in the guest's run queues (schedstat run_delay), during the run.
+  double steal_ms = 0;
+  double client_queued_ms = 0;
+  double backend_queued_ms = -1;  // -1: no server process (SQLite)
 };
+
+// The whole machine's steal time so far, in ms.
+double steal_ms_now() {
+  std::ifstream f("/proc/stat");
+  std::string cpu;
+  uint64_t v[8] = {};
+  f >> cpu;
+  for (auto& x : v)
+    f >> x;
+  return static_cast<double>(v[7]) * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// How long a thread or process has waited on a run queue so far, in ms (-1: unknown).
+double queued_ms_now(const std::string& schedstat) {
+  std::ifstream f(schedstat);
+  uint64_t on_cpu_ns = 0, waited_ns = 0;
+  if (!(f >> on_cpu_ns >> waited_ns))
+    return -1;
+  return static_cast<double>(waited_ns) / 1e6;
+}
+
+// How the open loop waits for a task's due time: spinning its last 200 µs (precise, but a
+// client that keeps a CPU busy between calls), or sleeping the whole way (as a service that
+// schedules on behalf of requests would).
+enum class OpenLoopWait { kSpin, kSleep };
 
 // Open loop from one thread at `rate` tasks/s: latency from the intended start, so a slow call
 // delays the ones behind it and shows in their latency (no coordinated omission). `warmup` tasks
 // go first, untimed, on the same session.
 Result<Latency> sched_latency(Database& db, const std::string& scheduler, double rate,
-                              double seconds, int warmup) {
+                              double seconds, int warmup, OpenLoopWait wait) {
   SLUICE_ASSIGN_OR_RETURN(auto s, db.connect());
   dbos::Scheduler sched(*s);
   for (int i = 0; i < warmup; ++i)
     SLUICE_RETURN_IF_ERROR(sched.schedule(scheduler, {.p_key = i % kPartitions}).status());
+  std::string backend_schedstat;
+  if (db.dialect() == dbos::Dialect::kPostgres) {
+    SLUICE_ASSIGN_OR_RETURN(auto r, s->query("SELECT pg_backend_pid()"));
+    backend_schedstat =
+        fmt::format("/proc/{}/schedstat", dbos::value_to_int(r.rows.at(0).at(0)).value_or(0));
+  }
+  const double steal0 = steal_ms_now();
+  const double client0 = queued_ms_now("/proc/thread-self/schedstat");
+  const double backend0 = backend_schedstat.empty() ? -1 : queued_ms_now(backend_schedstat);
   std::vector<double> lat;
   const auto t0 = Clock::now();
   const int64_t n = static_cast<int64_t>(rate * seconds);
@@ -265,6 +308,9 @@ Result<Latency> sched_latency(Database& db, const std::string& scheduler, double
   for (int64_t i = 0; i < n; ++i) {
     const auto due = t0 + std::chrono::duration_cast<Clock::duration>(
                               std::chrono::duration<double>(static_cast<double>(i) / rate));
+    if (wait == OpenLoopWait::kSleep) {
+      std::this_thread::sleep_until(due);
+    }
     while (Clock::now() < due) {
       const auto left = due - Clock::now();
       if (left > std::chrono::microseconds(200)) {
@@ -275,6 +321,12 @@ Result<Latency> sched_latency(Database& db, const std::string& scheduler, double
     lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - due).count());
   }
   Latency out;
+  out.steal_ms = steal_ms_now() - steal0;
+  out.client_queued_ms = queued_ms_now("/proc/thread-self/schedstat") - client0;
+  if (backend0 >= 0) {
+    const double backend1 = queued_ms_now(backend_schedstat);
+    out.backend_queued_ms = backend1 >= 0 ? backend1 - backend0 : -1;
+  }
   for (size_t i = 0; i < lat.size() && out.slow.size() < 20; ++i) {
     if (lat[i] > 1000)
       out.slow.push_back(static_cast<int64_t>(i));
@@ -285,7 +337,7 @@ Result<Latency> sched_latency(Database& db, const std::string& scheduler, double
 }
 
 Status run_sched(std::vector<Backend>& backends, int reps, double seconds, int latency_warmup,
-                 nlohmann::json& out) {
+                 OpenLoopWait wait, nlohmann::json& out) {
   const std::vector<std::string> schedulers = {"fifo", "locality", "least_loaded",
                                                "least_loaded_global"};
   for (int rep = 0; rep < reps; ++rep) {
@@ -314,8 +366,8 @@ Status run_sched(std::vector<Backend>& backends, int reps, double seconds, int l
           std::fflush(stdout);
         }
         for (double frac : {0.25, 0.5, 0.75, 1.0}) {
-          SLUICE_ASSIGN_OR_RETURN(Latency l,
-                                  sched_latency(*db, name, peak1 * frac, seconds, latency_warmup));
+          SLUICE_ASSIGN_OR_RETURN(
+              Latency l, sched_latency(*db, name, peak1 * frac, seconds, latency_warmup, wait));
           out["sched_latency"].push_back({{"backend", b.name},
                                           {"scheduler", name},
                                           {"load", frac},
@@ -324,11 +376,17 @@ Status run_sched(std::vector<Backend>& backends, int reps, double seconds, int l
                                           {"warmup", latency_warmup},
                                           {"p50_us", l.p50_us},
                                           {"p99_us", l.p99_us},
-                                          {"slow_tasks", l.slow}});
+                                          {"slow_tasks", l.slow},
+                                          {"wait", wait == OpenLoopWait::kSleep ? "sleep" : "spin"},
+                                          {"steal_ms", l.steal_ms},
+                                          {"client_queued_ms", l.client_queued_ms},
+                                          {"backend_queued_ms", l.backend_queued_ms}});
           std::printf(
-              "sched %-8s %-20s load=%.2f (%.0f/s) rep=%d p50 %.0f us p99 %.0f us slow %s\n",
+              "sched %-8s %-20s load=%.2f (%.0f/s) rep=%d p50 %.0f us p99 %.0f us slow %s "
+              "steal %.0f ms queued client %.1f ms backend %.1f ms\n",
               b.name.c_str(), name.c_str(), frac, peak1 * frac, rep, l.p50_us, l.p99_us,
-              fmt::format("{}", fmt::join(l.slow, ",")).c_str());
+              fmt::format("{}", fmt::join(l.slow, ",")).c_str(), l.steal_ms, l.client_queued_ms,
+              l.backend_queued_ms);
           std::fflush(stdout);
         }
       }
@@ -521,7 +579,8 @@ Status run_ipc(std::vector<Backend>& backends, int reps, double seconds, bool qu
 
 constexpr const char* kUsage =
     "usage: dbos_bench sched|ipc|all [--reps N] [--seconds S] [--quick] [--latency-warmup N] "
-    "[--out FILE] [--no-postgres] [--no-sqlite] [--pattern pingpong|ping20|multicast] "
+    "[--open-loop-wait spin|sleep] [--out FILE] [--no-postgres] [--no-sqlite] [--pattern "
+    "pingpong|ping20|multicast] "
     "[--system dbos-sqlite|dbos-postgres|tcp|grpc]\n";
 
 int main_impl(int argc, char** argv) {
@@ -548,6 +607,7 @@ int main_impl(int argc, char** argv) {
   double seconds = 0.5;
   bool quick = false;
   int latency_warmup = 200;
+  OpenLoopWait wait = OpenLoopWait::kSpin;
   bool postgres = true;
   bool sqlite = true;
   std::string pattern;
@@ -565,6 +625,9 @@ int main_impl(int argc, char** argv) {
       quick = true;
     else if (a == "--latency-warmup" && i + 1 < argc)
       latency_warmup = std::atoi(argv[++i]);
+    else if (a == "--open-loop-wait" && i + 1 < argc &&
+             (std::string_view(argv[i + 1]) == "spin" || std::string_view(argv[i + 1]) == "sleep"))
+      wait = std::string_view(argv[++i]) == "sleep" ? OpenLoopWait::kSleep : OpenLoopWait::kSpin;
     else if (a == "--no-postgres")
       postgres = false;
     else if (a == "--no-sqlite")
@@ -614,7 +677,7 @@ int main_impl(int argc, char** argv) {
   const auto t0 = Clock::now();
   Status st;
   if (what == "sched" || what == "all")
-    st = run_sched(backends, reps, seconds, latency_warmup, out);
+    st = run_sched(backends, reps, seconds, latency_warmup, wait, out);
   if (st.is_ok() && (what == "ipc" || what == "all"))
     st = run_ipc(backends, reps, seconds, quick, pattern, system, out);
   const CpuSample c1 = CpuSample::now();

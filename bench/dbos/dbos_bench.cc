@@ -30,6 +30,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -246,18 +247,6 @@ Result<Throughput> sched_throughput(Database& db, const std::string& scheduler, 
   return Throughput{n / el, cpu > 0 ? n / cpu : 0};
 }
 
-struct Latency {
-  double p50_us = 0;
-  double p99_us = 0;
-  std::vector<int64_t> slow;  // which tasks (from 0) took over 1 ms, the first 20
-  // Where a stall could come from: time the host took the VM's CPUs (steal, whole machine, in
-  // /proc/stat's ticks as ms), and time the client thread and the PostgreSQL backend serving it
-  // sat runnable in the guest's run queues (schedstat run_delay), during the run.
-  double steal_ms = 0;
-  double client_queued_ms = 0;
-  double backend_queued_ms = -1;  // -1: no server process (SQLite)
-};
-
 // The whole machine's steal time so far, in ms.
 double steal_ms_now() {
   std::ifstream f("/proc/stat");
@@ -269,14 +258,64 @@ double steal_ms_now() {
   return static_cast<double>(v[7]) * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-// How long a thread or process has waited on a run queue so far, in ms (-1: unknown).
-double queued_ms_now(const std::string& schedstat) {
+// How long a thread or process has run (cpu) or waited on a run queue so far, in ms (-1:
+// unknown).
+double queued_or_cpu_ms(const std::filesystem::path& schedstat, bool cpu) {
   std::ifstream f(schedstat);
   uint64_t on_cpu_ns = 0, waited_ns = 0;
   if (!(f >> on_cpu_ns >> waited_ns))
     return -1;
-  return static_cast<double>(waited_ns) / 1e6;
+  return static_cast<double>(cpu ? on_cpu_ns : waited_ns) / 1e6;
 }
+
+double queued_ms_now(const std::string& schedstat) {
+  return queued_or_cpu_ms(schedstat, /*cpu=*/false);
+}
+
+// On-CPU time so far, in ms, of the other work that could hold the backend's CPU: PostgreSQL's
+// WAL writer, its other auxiliary processes (checkpointer, background writer, autovacuum,
+// launchers), its other backends, and the kernel's threads (kworkers, jbd2, ksoftirqd…), from
+// each process's schedstat.
+struct OtherWork {
+  double walwriter_ms = 0, pg_aux_ms = 0, pg_backends_ms = 0, kernel_ms = 0;
+  static OtherWork now(int serving_backend) {
+    OtherWork w;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+      const std::string pid = e.path().filename().string();
+      if (pid.empty() || !std::isdigit(static_cast<unsigned char>(pid[0])) ||
+          std::stoi(pid) == serving_backend)
+        continue;
+      std::ifstream cmd(e.path() / "cmdline");
+      std::string cmdline((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+      const double ms = queued_or_cpu_ms(e.path() / "schedstat", /*cpu=*/true);
+      if (ms < 0)
+        continue;
+      if (cmdline.empty()) {
+        w.kernel_ms += ms;
+      } else if (cmdline.starts_with("postgres: walwriter")) {
+        w.walwriter_ms += ms;
+      } else if (cmdline.starts_with("postgres: ")) {
+        const bool backend = cmdline.find('(') != std::string::npos;  // "user db host(port) …"
+        (backend ? w.pg_backends_ms : w.pg_aux_ms) += ms;
+      }
+    }
+    return w;
+  }
+};
+
+struct Latency {
+  double p50_us = 0;
+  double p99_us = 0;
+  std::vector<int64_t> slow;  // which tasks (from 0) took over 1 ms, the first 20
+  // Where a stall could come from: time the host took the VM's CPUs (steal, whole machine, in
+  // /proc/stat's ticks as ms), and time the client thread and the PostgreSQL backend serving it
+  // sat runnable in the guest's run queues (schedstat run_delay), during the run.
+  double steal_ms = 0;
+  double client_queued_ms = 0;
+  double backend_queued_ms = -1;  // -1: no server process (SQLite)
+  OtherWork other;                // on-CPU time during the run
+};
 
 // How the open loop waits for a task's due time: spinning its last 200 µs (precise, but a
 // client that keeps a CPU busy between calls), or sleeping the whole way (as a service that
@@ -293,11 +332,13 @@ Result<Latency> sched_latency(Database& db, const std::string& scheduler, double
   for (int i = 0; i < warmup; ++i)
     SLUICE_RETURN_IF_ERROR(sched.schedule(scheduler, {.p_key = i % kPartitions}).status());
   std::string backend_schedstat;
+  int backend_pid = -1;
   if (db.dialect() == dbos::Dialect::kPostgres) {
     SLUICE_ASSIGN_OR_RETURN(auto r, s->query("SELECT pg_backend_pid()"));
-    backend_schedstat =
-        fmt::format("/proc/{}/schedstat", dbos::value_to_int(r.rows.at(0).at(0)).value_or(0));
+    backend_pid = static_cast<int>(dbos::value_to_int(r.rows.at(0).at(0)).value_or(0));
+    backend_schedstat = fmt::format("/proc/{}/schedstat", backend_pid);
   }
+  const OtherWork other0 = OtherWork::now(backend_pid);
   const double steal0 = steal_ms_now();
   const double client0 = queued_ms_now("/proc/thread-self/schedstat");
   const double backend0 = backend_schedstat.empty() ? -1 : queued_ms_now(backend_schedstat);
@@ -321,6 +362,9 @@ Result<Latency> sched_latency(Database& db, const std::string& scheduler, double
     lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - due).count());
   }
   Latency out;
+  const OtherWork other1 = OtherWork::now(backend_pid);
+  out.other = {other1.walwriter_ms - other0.walwriter_ms, other1.pg_aux_ms - other0.pg_aux_ms,
+               other1.pg_backends_ms - other0.pg_backends_ms, other1.kernel_ms - other0.kernel_ms};
   out.steal_ms = steal_ms_now() - steal0;
   out.client_queued_ms = queued_ms_now("/proc/thread-self/schedstat") - client0;
   if (backend0 >= 0) {
@@ -380,13 +424,19 @@ Status run_sched(std::vector<Backend>& backends, int reps, double seconds, int l
                                           {"wait", wait == OpenLoopWait::kSleep ? "sleep" : "spin"},
                                           {"steal_ms", l.steal_ms},
                                           {"client_queued_ms", l.client_queued_ms},
-                                          {"backend_queued_ms", l.backend_queued_ms}});
+                                          {"backend_queued_ms", l.backend_queued_ms},
+                                          {"walwriter_cpu_ms", l.other.walwriter_ms},
+                                          {"pg_aux_cpu_ms", l.other.pg_aux_ms},
+                                          {"pg_other_backends_cpu_ms", l.other.pg_backends_ms},
+                                          {"kernel_threads_cpu_ms", l.other.kernel_ms}});
           std::printf(
               "sched %-8s %-20s load=%.2f (%.0f/s) rep=%d p50 %.0f us p99 %.0f us slow %s "
-              "steal %.0f ms queued client %.1f ms backend %.1f ms\n",
+              "steal %.0f ms queued client %.1f ms backend %.1f ms; cpu walwriter %.1f ms aux "
+              "%.1f ms backends %.1f ms kernel %.1f ms\n",
               b.name.c_str(), name.c_str(), frac, peak1 * frac, rep, l.p50_us, l.p99_us,
               fmt::format("{}", fmt::join(l.slow, ",")).c_str(), l.steal_ms, l.client_queued_ms,
-              l.backend_queued_ms);
+              l.backend_queued_ms, l.other.walwriter_ms, l.other.pg_aux_ms, l.other.pg_backends_ms,
+              l.other.kernel_ms);
           std::fflush(stdout);
         }
       }

@@ -14,7 +14,9 @@
 // `os.db` under the knob `dbos.data_dir`.
 //
 // Thread safety: a Database may be shared by any number of threads (and, for SQLite, processes
-// opening the same file); a Session belongs to one thread at a time. Failures are Status values:
+// opening the same file); a Session belongs to one thread at a time. A Database does not cross
+// fork(): its threads (SQLite's checkpointer, PostgreSQL's notification thread) and connections
+// stay with the parent, so a child process opens its own. Failures are Status values:
 // `unavailable` for a locked database or an unreachable server (after the retries the knobs
 // allow), `not_found` for unknown workers, receivers and schedulers, `invalid_argument` for bad
 // SQL or input.

@@ -69,7 +69,7 @@ double percentile(std::vector<double> v, double p) {
 
 // CPU time of the whole machine and of this process, to tell how busy other work kept the CPUs.
 struct CpuSample {
-  uint64_t busy = 0, total = 0;
+  uint64_t busy = 0, total = 0, steal = 0;  // in /proc/stat's ticks
   double self_s = 0;
   static CpuSample now() {
     CpuSample s;
@@ -82,6 +82,7 @@ struct CpuSample {
     for (int i = 0; i < 10; ++i)
       s.total += v[i];
     s.busy = s.total - v[3] - v[4];
+    s.steal = v[7];
     rusage ru{};
     ::getrusage(RUSAGE_SELF, &ru);
     s.self_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
@@ -249,13 +250,8 @@ Result<Throughput> sched_throughput(Database& db, const std::string& scheduler, 
 
 // The whole machine's steal time so far, in ms.
 double steal_ms_now() {
-  std::ifstream f("/proc/stat");
-  std::string cpu;
-  uint64_t v[8] = {};
-  f >> cpu;
-  for (auto& x : v)
-    f >> x;
-  return static_cast<double>(v[7]) * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return static_cast<double>(CpuSample::now().steal) * 1000.0 /
+         static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // How long a thread or process has run (cpu) or waited on a run queue so far, in ms (-1:

@@ -107,6 +107,10 @@ Status NotifyHub::connect() {
     disconnect();
     return s;
   }
+  // The server's messages to this connection (its FATAL when it shuts down, say) are not the
+  // program's to print: a lost connection is handled by reconnecting.
+  PQsetNoticeProcessor(
+      conn_, [](void*, const char*) {}, nullptr);
   PGresult* r = PQexec(conn_, "SET client_min_messages = warning");
   PQclear(r);
   return {};

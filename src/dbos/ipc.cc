@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "dbos/connection.h"
+#include "dbos/notify_hub.h"
 #include "dbos/service_util.h"
 #include "dbos/wake.h"
 #include "sluice/common/knobs.h"
@@ -35,10 +36,6 @@ const IntKnob kRecvSpinUs({.name = "dbos.recv_spin_us",
                            .help = "longest a blocked receiver spins on its wake-up word "
                                    "before it sleeps; it spins only while its recent waits were "
                                    "shorter than this (0: always sleep at once)"});
-
-std::string channel_name(int64_t receiver) {
-  return fmt::format("dbos_rx_{}", receiver);
-}
 
 }  // namespace
 
@@ -432,7 +429,7 @@ Status Ipc::start_receiving(int64_t receiver, int max) {
     if (db.wake_table() != nullptr) {
       SLUICE_RETURN_IF_ERROR(db.watch_receiver(receiver));
     } else {
-      SLUICE_RETURN_IF_ERROR(session_->listen(channel_name(receiver)));
+      SLUICE_RETURN_IF_ERROR(session_->listen(NotifyHub::channel(receiver)));
     }
     listening_[receiver] = true;
   }

@@ -1,4 +1,5 @@
-// Internal: wake-ups without polling for SQLite receivers, across threads and processes.
+// Internal: wake-ups without polling for SQLite receivers, across threads and processes, and
+// (WakeTable::in_process) for the PostgreSQL receivers of one process, which NotifyHub wakes.
 //
 // A small file beside the database (`<db>-wake`) is mapped shared by every process that opens the
 // database. It holds kSlots slots; a receiver id hashes to one. Each slot has two 32-bit words:

@@ -68,6 +68,9 @@ struct Insight {
   std::vector<ParameterEffect> all;    // every parameter, most important first
   CrashAccuracy crashes;
   std::string notes;  // how the figures were made, in one paragraph
+  // Non-empty when the history is too small for the ranking to be trusted, and why: the
+  // reader should see it before the tables.
+  std::string caution;
 };
 
 class Searcher {

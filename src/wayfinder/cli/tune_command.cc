@@ -309,13 +309,16 @@ Status run_explain(const TuneOptions& o) {
                           {"accuracy", in.crashes.accuracy},
                           {"precision", in.crashes.precision},
                           {"recall", in.crashes.recall}}},
-                        {"notes", in.notes}};
+                        {"notes", in.notes},
+                        {"caution", in.caution}};
     std::printf("%s\n", j.dump(2).c_str());
     return {};
   }
   const size_t top = static_cast<size_t>(o.top);
   std::printf("study %s: %zu trials explained by a %s model\n", s.info.name.c_str(), history.size(),
               o.model.c_str());
+  if (!in.caution.empty())
+    std::printf("caution: %s\n", in.caution.c_str());
   std::printf("\nparameters that raise the objective (higher is better):\n%s",
               effects_table(in.raise, top).c_str());
   std::printf("\nparameters that lower it:\n%s", effects_table(in.lower, top).c_str());

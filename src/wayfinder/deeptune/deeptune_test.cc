@@ -3,6 +3,7 @@
 // file (round trip, transfer, bad files), explain(), and one small study end to end.
 #include "wayfinder/deeptune/deeptune.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -648,6 +649,29 @@ TEST_F(DeepTuneSearchTest, ExplainRanksTheParameterThatMattersFirst) {
   EXPECT_GE(ins->crashes.accuracy, 0.7);
   EXPECT_GE(ins->crashes.recall, 0.5);
   EXPECT_FALSE(ins->notes.empty());
+  EXPECT_TRUE(ins->caution.empty()) << ins->caution;  // about 56 ok trials for 9 inputs
+}
+
+TEST_F(DeepTuneSearchTest, ExplainCautionsWhenTrialsAreFewerThanInputs) {
+  // 60 inputs and 30 trials, one or more of them crashed (only ok trials count).
+  const Space space(make_job(floats(60)));
+  const Evaluate eval = [](const Configuration& c) {
+    return num(c, "x5") > 0.97 ? crashed() : ok(5 * num(c, "x3"));
+  };
+  auto history = random_history(space, eval, 30, 6);
+  history[4].outcome = Outcome::kCrash;
+  history[4].objective.reset();
+  const auto ok_trials = std::count_if(history.begin(), history.end(),
+                                       [](const Observation& o) { return !is_failure(o.outcome); });
+  auto s = searcher("deeptune", space, 1);
+  for (const auto& o : history)
+    s->observe(o);
+  auto ins = s->explain(history);
+  ASSERT_TRUE(ins.is_ok()) << ins.status().to_string();
+  EXPECT_NE(ins->caution.find(fmt::format("{} ok trials for 60 model inputs", ok_trials)),
+            std::string::npos)
+      << ins->caution;
+  EXPECT_FALSE(ins->all.empty());  // the tables are still there
 }
 
 TEST_F(DeepTuneSearchTest, NeighboursMoveTheParameterThePredictionDependsOnMost) {

@@ -145,6 +145,19 @@ Insight DeepTuneSearch::explain_unchecked(std::span<const Observation> history) 
     a.recall = a.crashes > 0 ? static_cast<double>(tp) / static_cast<double>(a.crashes) : 1.0;
   }
 
+  // With fewer ok trials than inputs the regression is underdetermined: many weightings of the
+  // inputs fit the trials equally well, and which inert ones the model leans on is chance. On
+  // the shipped 200-parameter `bowl` (409 inputs), seed 1's 100 random trials rank the five
+  // parameters that matter 7th to 134th (docs/wayfinder.md, "Transfer learning").
+  const auto ok_trials = std::count_if(objective_.begin(), objective_.end(),
+                                       [](const auto& o) { return o.has_value(); });
+  if (static_cast<size_t>(ok_trials) < columns_.size()) {
+    ins.caution = fmt::format(
+        "{} ok trials for {} model inputs (encoded columns): too few to tell most parameters "
+        "apart; the ranking is partly chance and may change with more trials.",
+        ok_trials, columns_.size());
+  }
+
   ins.notes = fmt::format(
       "DeepTune's model, trained on all {} trials, predicted every observed configuration with "
       "each parameter set to each of its grid values in turn (partial dependence). Importance is "

@@ -10,7 +10,8 @@
 //       to it (sleep). Each latency point also records the steal time and how long the client
 //       thread and the PostgreSQL backend waited on a run queue.
 //   dbos_bench ipc [--reps N] [--seconds S] [--out FILE.json]
-//       ping-pong, ping20-pong20 (64 B – 8 KiB) and multicast to 1–40 receivers (64 B): dbos on
+//       ping-pong, ping20-pong20 (64 B – 8 KiB), multicast to 1–40 receivers (64 B) and 1–16
+//       concurrent ping-pong pairs, each pair's sender on a thread of its own (64 B): dbos on
 //       SQLite and PostgreSQL against TCP loopback sockets and gRPC; --pattern and --system
 //       narrow it to one case (for profiling). Each point starts with 3 untimed rounds, so that
 //       receivers that are still starting (connecting, preparing) are not timed.
@@ -453,6 +454,10 @@ Status run_sched(std::vector<Backend>& backends, int reps, double seconds, int l
 }
 
 // --- IPC over dbos, as a Transport: endpoint 0 is the sender, 1..n the echo receivers ---
+//
+// With `pairs`, each receiver i has a sender of its own (endpoint n + i, its own session), so
+// that the pairs can run on concurrent threads: send(i - 1) and recv(i - 1) then use that
+// sender. A receiver replies to each message's sender.
 
 class DbosTransport final : public Transport {
  public:
@@ -462,18 +467,24 @@ class DbosTransport final : public Transport {
     stop_ = true;
     // Wake every receiver with a message it drops.
     for (size_t i = 0; i < threads_.size(); ++i) {
-      (void)ipc_->send(0, static_cast<int64_t>(i + 1), "");
+      (void)main_.ipc->send(0, static_cast<int64_t>(i + 1), "");
     }
     for (auto& t : threads_)
       t.join();
   }
   const char* name() const override { return name_.c_str(); }
 
-  Status init(int receivers) {
-    SLUICE_ASSIGN_OR_RETURN(session_, db_->connect());
-    ipc_ = std::make_unique<dbos::Ipc>(*session_);
-    for (int i = 0; i <= receivers; ++i) {
-      SLUICE_RETURN_IF_ERROR(ipc_->create_endpoint(i));
+  Status init(int receivers, bool pairs) {
+    SLUICE_RETURN_IF_ERROR(open_sender(main_, 0));
+    for (int i = 1; i <= receivers; ++i) {
+      SLUICE_RETURN_IF_ERROR(main_.ipc->create_endpoint(i));
+    }
+    if (pairs) {
+      pair_senders_.resize(static_cast<size_t>(receivers));
+      for (int i = 1; i <= receivers; ++i) {
+        SLUICE_RETURN_IF_ERROR(
+            open_sender(pair_senders_[static_cast<size_t>(i - 1)], receivers + i));
+      }
     }
     // Every receiver's connection is open before init returns: a PostgreSQL backend starting
     // up while another system's point is timed would take its CPU.
@@ -487,18 +498,23 @@ class DbosTransport final : public Transport {
           return;
         }
         dbos::Ipc rx(**s);
-        // The replies go out as one batch in the transaction that takes the messages
-        // (recv_with): one transaction per echo, exactly-once processing.
+        // The replies go out in the transaction that takes the messages (recv_with): one
+        // transaction per echo, exactly-once processing.
         std::vector<std::string> replies;
         while (!stop_) {
           auto got = rx.recv_with(
               i, 64,
               [&](Session&, std::span<const dbos::Message> msgs) -> Status {
-                replies.clear();
-                for (const auto& m : msgs) {
-                  replies.push_back(m.data);
+                // One batch per run of messages from the same sender.
+                for (size_t b = 0; b < msgs.size();) {
+                  size_t e = b;
+                  replies.clear();
+                  while (e < msgs.size() && msgs[e].sender_id == msgs[b].sender_id)
+                    replies.push_back(msgs[e++].data);
+                  SLUICE_RETURN_IF_ERROR(rx.send_batch(i, msgs[b].sender_id, replies));
+                  b = e;
                 }
-                return rx.send_batch(i, 0, replies);
+                return {};
               },
               std::chrono::seconds(60));
           if (!got.is_ok() || stop_)
@@ -510,38 +526,57 @@ class DbosTransport final : public Transport {
     return {};
   }
   Status send(int i, const std::string& data) override {
-    return ipc_->send(0, i + 1, data).status();
+    Sender& s = sender(i);
+    return s.ipc->send(s.id, i + 1, data).status();
   }
   Status send_many(int i, const std::string& data, int count) override {
     std::vector<std::string> v(static_cast<size_t>(count), data);
-    return ipc_->send_batch(0, i + 1, v);
+    Sender& s = sender(i);
+    return s.ipc->send_batch(s.id, i + 1, v);
   }
   Status multicast(int n, const std::string& data) override {
     std::vector<int64_t> to;
     for (int k = 1; k <= n; ++k)
       to.push_back(k);
-    return ipc_->multicast(0, to, data);
+    return main_.ipc->multicast(0, to, data);
   }
-  Status recv(int, std::string* data) override {
-    if (inbox_.empty()) {
-      SLUICE_ASSIGN_OR_RETURN(auto got, ipc_->recv(0, 64, std::chrono::seconds(60)));
+  Status recv(int i, std::string* data) override {
+    Sender& s = sender(i);
+    if (s.inbox.empty()) {
+      SLUICE_ASSIGN_OR_RETURN(auto got, s.ipc->recv(s.id, 64, std::chrono::seconds(60)));
       for (auto& m : got)
-        inbox_.push_back(std::move(m.data));
+        s.inbox.push_back(std::move(m.data));
     }
-    *data = std::move(inbox_.front());
-    inbox_.pop_front();
+    *data = std::move(s.inbox.front());
+    s.inbox.pop_front();
     return {};
   }
 
  private:
+  struct Sender {
+    int64_t id = 0;
+    std::unique_ptr<Session> session;
+    std::unique_ptr<dbos::Ipc> ipc;
+    std::deque<std::string> inbox;
+  };
+
+  Status open_sender(Sender& s, int64_t id) {
+    SLUICE_ASSIGN_OR_RETURN(s.session, db_->connect());
+    s.ipc = std::make_unique<dbos::Ipc>(*s.session);
+    s.id = id;
+    return s.ipc->create_endpoint(id);
+  }
+  Sender& sender(int i) {
+    return pair_senders_.empty() ? main_ : pair_senders_[static_cast<size_t>(i)];
+  }
+
   std::string name_;
   std::shared_ptr<Database> db_;
-  std::unique_ptr<Session> session_;
-  std::unique_ptr<dbos::Ipc> ipc_;
+  Sender main_;
+  std::vector<Sender> pair_senders_;  // with `pairs`: receiver i + 1's own sender
   std::vector<std::thread> threads_;
   std::atomic<bool> stop_{false};
   std::optional<std::latch> connected_;  // a member: the destructor joins its users first
-  std::deque<std::string> inbox_;
 };
 
 struct IpcPoint {
@@ -557,10 +592,72 @@ struct IpcPoint {
 // 0.4–0.9 s of a 0.4 s point.
 constexpr int kIpcWarmupRounds = 3;
 
+// `pairs` sender threads, each in ping-pong with receiver i of its own, all at once (the paper's
+// Figure 6 varies the number of concurrent senders and receivers, each in its own thread).
+// Rounds are counted over all pairs; a pair's round under way when the time is up is finished
+// and counted, and the elapsed time runs until the last pair stops.
+Result<IpcPoint> ipc_run_pairs(Transport& t, int pairs, size_t size, double seconds) {
+  const std::string data(size, 'x');
+  std::vector<Status> errors(static_cast<size_t>(pairs));
+  std::vector<std::vector<double>> lat(static_cast<size_t>(pairs));
+  std::vector<int64_t> rounds(static_cast<size_t>(pairs), 0);
+  std::latch warm(pairs), go(1);
+  std::atomic<bool> stop{false};
+  auto round = [&](int i, std::string* reply) -> Status {
+    SLUICE_RETURN_IF_ERROR(t.send(i, data));
+    SLUICE_RETURN_IF_ERROR(t.recv(i, reply));
+    if (reply->size() != size)
+      return data_loss("the echo came back with a different size");
+    return {};
+  };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < pairs; ++i) {
+    threads.emplace_back([&, i] {
+      const auto u = static_cast<size_t>(i);
+      std::string reply;
+      Status s;
+      for (int w = 0; w < kIpcWarmupRounds && s.is_ok(); ++w)
+        s = round(i, &reply);
+      warm.count_down();
+      go.wait();
+      while (s.is_ok() && !stop.load(std::memory_order_relaxed)) {
+        const auto r0 = Clock::now();
+        s = round(i, &reply);
+        lat[u].push_back(std::chrono::duration<double, std::micro>(Clock::now() - r0).count());
+        ++rounds[u];
+      }
+      errors[u] = s;
+    });
+  }
+  warm.wait();
+  const auto t0 = Clock::now();
+  go.count_down();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& th : threads)
+    th.join();
+  const double el = seconds_since(t0);
+  for (const Status& s : errors)
+    SLUICE_RETURN_IF_ERROR(s);
+  std::vector<double> all;
+  int64_t total = 0;
+  for (size_t u = 0; u < lat.size(); ++u) {
+    all.insert(all.end(), lat[u].begin(), lat[u].end());
+    total += rounds[u];
+  }
+  IpcPoint p;
+  p.rounds_per_s = static_cast<double>(total) / el;
+  p.msgs_per_s = p.rounds_per_s * 2;
+  p.p50_us = percentile(all, 0.5);
+  return p;
+}
+
 // pattern: "pingpong" (1 message each way), "ping20" (20 each way), "multicast" (1 to each of
-// `receivers`, one reply from each).
+// `receivers`, one reply from each), "pairs" (`receivers` concurrent ping-pong pairs).
 Result<IpcPoint> ipc_run(Transport& t, const std::string& pattern, int receivers, size_t size,
                          double seconds) {
+  if (pattern == "pairs")
+    return ipc_run_pairs(t, receivers, size, seconds);
   const std::string data(size, 'x');
   std::string reply;
   std::vector<double> lat;
@@ -614,6 +711,9 @@ Status run_ipc(std::vector<Backend>& backends, int reps, double seconds, bool qu
   for (int n : quick ? std::vector<int>{1, 10} : std::vector<int>{1, 5, 10, 20, 40}) {
     cases.push_back({"multicast", n, 64});
   }
+  for (int n : quick ? std::vector<int>{4} : std::vector<int>{1, 2, 4, 8, 16, 32}) {
+    cases.push_back({"pairs", n, 64});
+  }
   std::erase_if(cases, [&](const Case& c) { return !pattern.empty() && c.pattern != pattern; });
   for (int rep = 0; rep < reps; ++rep) {
     for (const Case& c : cases) {
@@ -621,7 +721,7 @@ Status run_ipc(std::vector<Backend>& backends, int reps, double seconds, bool qu
       for (auto& b : backends) {
         SLUICE_ASSIGN_OR_RETURN(auto db, b.fresh());
         auto t = std::make_unique<DbosTransport>("dbos-" + b.name, db);
-        SLUICE_RETURN_IF_ERROR(t->init(c.receivers));
+        SLUICE_RETURN_IF_ERROR(t->init(c.receivers, c.pattern == "pairs"));
         systems.push_back(std::move(t));
       }
       SLUICE_ASSIGN_OR_RETURN(auto tcp, make_tcp_transport(c.receivers));
@@ -657,7 +757,7 @@ Status run_ipc(std::vector<Backend>& backends, int reps, double seconds, bool qu
 constexpr const char* kUsage =
     "usage: dbos_bench sched|ipc|all [--reps N] [--seconds S] [--quick] [--latency-warmup N] "
     "[--open-loop-wait spin|sleep] [--out FILE] [--no-postgres] [--no-sqlite] [--pattern "
-    "pingpong|ping20|multicast] "
+    "pingpong|ping20|multicast|pairs] "
     "[--system dbos-sqlite|dbos-postgres|tcp|grpc]\n";
 
 int main_impl(int argc, char** argv) {

@@ -52,7 +52,8 @@ def sched_tables(data, out_dir, tag=""):
 
     backends = sorted({k[0] for k in tp})
     scheds = sorted({k[1] for k in tp})
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    pairs = sorted({c[1] for c in cases if c[0] == "pairs"})
+    fig, axes = plt.subplots(1, 4 if pairs else 3, figsize=(21 if pairs else 16, 4.5))
     ax = axes[0]
     width = 0.8 / max(1, 2 * len(backends))
     for bi, b in enumerate(backends):
@@ -123,7 +124,8 @@ def ipc_tables(data, out_dir, tag=""):
             per_rep = f"{med(rr):.2f} ({min(rr):.2f}–{max(rr):.2f})" if rr else ""
             print(f"| {c[0]} | {c[1]} | {c[2]} | {s} | {m:,.0f} | {spread(v['msgs'])} "
                   f"| {med(v['p50']):,.1f} | {m / g:.2f} | {per_rep} |")
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    pairs = sorted({c[1] for c in cases if c[0] == "pairs"})
+    fig, axes = plt.subplots(1, 4 if pairs else 3, figsize=(21 if pairs else 16, 4.5))
     for ai, pattern in enumerate(["pingpong", "ping20"]):
         ax = axes[ai]
         sizes = sorted({c[2] for c in cases if c[0] == pattern})
@@ -145,6 +147,16 @@ def ipc_tables(data, out_dir, tag=""):
     ax.set_ylabel("messages/s")
     ax.set_title("multicast, 64 B")
     ax.legend(fontsize=8)
+    if pairs:
+        ax = axes[3]
+        for s in systems:
+            ax.plot(pairs, [med(pts[("pairs", n, 64, s)]["msgs"]) for n in pairs], "o-", label=s)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("concurrent sender/receiver pairs")
+        ax.set_ylabel("messages/s, all pairs")
+        ax.set_title("ping-pong pairs at once, 64 B")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(f"{out_dir}/dbos_ipc{tag}.png", dpi=110)
 

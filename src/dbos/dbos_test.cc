@@ -105,8 +105,8 @@ class DbosTest : public ::testing::TestWithParam<Dialect> {
 // --- schema ---
 
 TEST_P(DbosTest, OpenMigratesToTheLatestVersionAndReopenIsIdempotent) {
-  // SQLite's version 3 keys Message by receiver; PostgreSQL has no such step.
-  const int latest = db_->dialect() == Dialect::kSqlite ? 3 : 2;
+  // Version 3 keys Message by receiver on SQLite and records the listeners on PostgreSQL.
+  const int latest = 3;
   EXPECT_EQ(db_->schema_version(), latest);
   EXPECT_EQ(scalar("SELECT count(*) FROM dbos_schema"), latest);
   auto again = Database::open(url_);
@@ -118,10 +118,14 @@ TEST_P(DbosTest, OpenMigratesToTheLatestVersionAndReopenIsIdempotent) {
 }
 
 TEST_P(DbosTest, AnOldSchemaIsMigratedForward) {
+  // Back to version 1: version 2 made the views, PostgreSQL's version 3 the listeners' table.
   ASSERT_TRUE(session_
                   ->execute_script("DROP VIEW TaskHistory; DROP VIEW WorkerLoad; DROP VIEW "
                                    "Mailbox; DELETE FROM dbos_schema WHERE version >= 2;")
                   .is_ok());
+  if (db_->dialect() == Dialect::kPostgres) {
+    ASSERT_TRUE(session_->execute_script("DROP TABLE dbos_listener").is_ok());
+  }
   auto again = Database::open(url_);
   ASSERT_TRUE(again.is_ok()) << again.status().to_string();
   EXPECT_EQ(scalar("SELECT max(version) FROM dbos_schema"), (*again)->schema_version());
@@ -1514,6 +1518,96 @@ TEST_P(DbosTest, TheNotificationThreadListensAgainAfterItsConnectionDiesAndWakes
   ASSERT_TRUE(session_->query("SELECT pg_notify('dbos_rx_5', '')").is_ok());
   EXPECT_TRUE(wait_for_change(5, e5));
   EXPECT_GE((*hub)->notifications(), 2u);
+}
+
+// A send makes a NOTIFY only while a listener other than its own Database handle is registered
+// (dbos_listener): a process alone with its database wakes its receivers itself. A listener that
+// joins while a send is uncommitted waits for that commit, so its receivers' first look finds the
+// message; one that leaves is no longer notified; a row whose connection is gone is removed by
+// the next listener to join.
+TEST_P(DbosTest, SendsNotifyOnlyWhileAnotherHandleListens) {
+  if (GetParam() != Dialect::kPostgres) {
+    GTEST_SKIP() << "PostgreSQL's NOTIFY";
+  }
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+  ASSERT_TRUE(ipc.create_endpoint(2).is_ok());
+  auto origin = session_->query("SELECT current_setting('dbos.origin')");
+  ASSERT_TRUE(origin.is_ok());
+  const std::string ours = value_to_text(origin->rows[0][0]);
+  ASSERT_FALSE(ours.empty());
+  auto wake = WakeTable::in_process();
+  ASSERT_TRUE(wake.is_ok());
+  // Stands for this handle's own notification thread: registered under its origin.
+  auto own = NotifyHub::start(url_, wake->get(), ours);
+  ASSERT_TRUE(own.is_ok()) << own.status().to_string();
+  ASSERT_TRUE((*own)->listen(2).is_ok());
+  ASSERT_TRUE((*own)->listen(3).is_ok());  // the markers' channel
+  EXPECT_EQ(scalar("SELECT count(*) FROM dbos_listener"), 1);
+  // How many notifications reached `own` since `base`, the marker's aside: every one committed
+  // before the marker has arrived once the marker has (they arrive in commit order), and the
+  // marker's arrival shows as receiver 3's wake word moving.
+  auto settled = [&](uint64_t base) -> int64_t {
+    const uint32_t seen = (*wake)->epoch(3);
+    EXPECT_TRUE(session_->query("SELECT pg_notify('dbos_rx_3', 'marker')").is_ok());
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while ((*wake)->epoch(3) == seen && std::chrono::steady_clock::now() < deadline) {
+      (*wake)->wait(3, seen, 100'000'000);
+    }
+    EXPECT_NE((*wake)->epoch(3), seen) << "the marker did not arrive";
+    return static_cast<int64_t>((*own)->notifications() - base) - 1;
+  };
+
+  uint64_t base = (*own)->notifications();
+  ASSERT_TRUE(ipc.send(1, 2, "alone").is_ok());
+  EXPECT_EQ(settled(base), 0);
+
+  // Another handle listens: sends notify again. It joins only once the send in flight commits.
+  auto other = NotifyHub::start(url_, wake->get(), "another process");
+  ASSERT_TRUE(other.is_ok()) << other.status().to_string();
+  std::atomic<bool> joined{false};
+  std::thread joiner;
+  Status sent = session_->transact([&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(ipc.send(1, 2, "in flight").status());
+    joiner = std::thread([&] {
+      EXPECT_TRUE((*other)->listen(2).is_ok());
+      joined = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_FALSE(joined.load()) << "joined while a send that did not notify was uncommitted";
+    return {};
+  });
+  ASSERT_TRUE(sent.is_ok()) << sent.to_string();
+  joiner.join();
+  EXPECT_TRUE(joined.load());
+  EXPECT_EQ(scalar("SELECT count(*) FROM dbos_listener"), 2);
+  base = (*own)->notifications();
+  ASSERT_TRUE(ipc.send(1, 2, "watched").is_ok());
+  EXPECT_EQ(settled(base), 1);
+
+  // It leaves: alone again.
+  other->reset();
+  EXPECT_EQ(scalar("SELECT count(*) FROM dbos_listener"), 1);
+  base = (*own)->notifications();
+  ASSERT_TRUE(ipc.send(1, 2, "alone again").is_ok());
+  EXPECT_EQ(settled(base), 0);
+
+  // A row whose connection is gone (a process killed) makes sends notify until the next
+  // listener joins and removes it.
+  ASSERT_TRUE(session_->execute_script("INSERT INTO dbos_listener VALUES ('killed', 2147483647, 0)")
+                  .is_ok());
+  base = (*own)->notifications();
+  ASSERT_TRUE(ipc.send(1, 2, "to a dead listener").is_ok());
+  EXPECT_EQ(settled(base), 1);
+  auto late = NotifyHub::start(url_, wake->get(), "late");
+  ASSERT_TRUE(late.is_ok());
+  ASSERT_TRUE((*late)->listen(2).is_ok());
+  EXPECT_EQ(scalar("SELECT count(*) FROM dbos_listener WHERE origin = 'killed'"), 0);
+  EXPECT_EQ(scalar("SELECT count(*) FROM dbos_listener"), 2);
+
+  auto got = ipc.recv(2, 10, std::chrono::seconds(5));
+  ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+  EXPECT_EQ(got->size(), 5u);
 }
 
 // With many receivers in one process, PostgreSQL has one listening backend to signal per NOTIFY,

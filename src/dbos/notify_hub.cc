@@ -33,6 +33,21 @@ std::string NotifyHub::channel(int64_t receiver) {
   return fmt::format("{}{}", kChannelPrefix, receiver);
 }
 
+namespace {
+
+// A hub without an origin still needs a row of its own: a token no session carries.
+std::string listener_token(const std::string& origin, const void* hub) {
+  return origin.empty() ? fmt::format("hub{}x{}", ::getpid(), hub) : origin;
+}
+
+}  // namespace
+
+NotifyHub::NotifyHub(std::string conninfo, WakeTable* wake, std::string origin)
+    : conninfo_(std::move(conninfo)),
+      wake_(wake),
+      origin_(std::move(origin)),
+      token_(listener_token(origin_, this)) {}
+
 Result<std::unique_ptr<NotifyHub>> NotifyHub::start(std::string conninfo, WakeTable* wake,
                                                     std::string origin) {
   std::unique_ptr<NotifyHub> hub(new NotifyHub(std::move(conninfo), wake, std::move(origin)));
@@ -64,6 +79,7 @@ NotifyHub::~NotifyHub() {
     pending_.clear();
   }
   cv_.notify_all();
+  leave();
   disconnect();
   if (event_fd_ >= 0) {
     ::close(event_fd_);
@@ -116,7 +132,22 @@ Status NotifyHub::connect() {
   return {};
 }
 
+void NotifyHub::leave() {
+  if (conn_ == nullptr || !joined_ || PQstatus(conn_) != CONNECTION_OK) {
+    return;
+  }
+  // Best effort: a row left behind costs other handles' sends a NOTIFY until the next listener
+  // to join finds this connection gone.
+  char* token = PQescapeLiteral(conn_, token_.c_str(), token_.size());
+  if (token != nullptr) {
+    PQclear(PQexec(conn_, fmt::format("SELECT dbos_listener_leave({})", token).c_str()));
+    PQfreemem(token);
+  }
+  joined_ = false;
+}
+
 void NotifyHub::disconnect() {
+  joined_ = false;
   if (conn_ != nullptr) {
     PQfinish(conn_);
     conn_ = nullptr;
@@ -124,7 +155,18 @@ void NotifyHub::disconnect() {
 }
 
 Status NotifyHub::run_listen(int64_t receiver) {
-  const std::string sql = fmt::format("LISTEN {}", channel(receiver));
+  std::string sql = fmt::format("LISTEN {}", channel(receiver));
+  if (!joined_) {
+    // The connection's first LISTEN joins the listeners in the same transaction (one query
+    // string is one transaction): from its commit on, other handles' sends notify.
+    char* token = PQescapeLiteral(conn_, token_.c_str(), token_.size());
+    if (token == nullptr) {
+      return internal_error(
+          fmt::format("cannot quote the listener token: {}", trimmed_error(conn_)));
+    }
+    sql = fmt::format("SELECT dbos_listener_join({}); {}", token, sql);
+    PQfreemem(token);
+  }
   PGresult* res = PQexec(conn_, sql.c_str());
   Status s;
   if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -133,6 +175,9 @@ Status NotifyHub::run_listen(int64_t receiver) {
             : internal_error(fmt::format("{} failed: {}", sql, trimmed_error(conn_)));
   }
   PQclear(res);
+  if (s.is_ok()) {
+    joined_ = true;
+  }
   // Notifications that came in with the answer wait in libpq's list.
   drain();
   return s;
@@ -172,6 +217,8 @@ void NotifyHub::drain() {
     return;
   }
   while (PGnotify* n = PQnotifies(conn_)) {
+    // Counted before the wake-up it causes: whoever the wake-up reaches sees it counted.
+    notifications_.fetch_add(1, std::memory_order_relaxed);
     std::string_view name(n->relname);
     int64_t receiver = 0;
     const bool ours = !origin_.empty() && origin_ == n->extra;
@@ -182,7 +229,6 @@ void NotifyHub::drain() {
         wake_->notify(receiver);
       }
     }
-    notifications_.fetch_add(1, std::memory_order_relaxed);
     PQfreemem(n);
   }
 }

@@ -13,6 +13,11 @@
 // No lost wake-up: listen() returns after the LISTEN committed (a later commit notifies the hub)
 // or, while the connection is down, after recording the channel; a reconnect LISTENs again on
 // every channel and then bumps every receiver's word, so each looks at its table after the gap.
+//
+// Sends notify only while some listener other than their own Database handle is registered
+// (the dbos_listener table, schema version 3; dbos_others_listen in services.sql): the hub's
+// connection joins in the transaction of its first LISTEN, again after a reconnect, and leaves
+// when the hub stops. A process alone with its database makes no NOTIFY at all.
 #pragma once
 
 #include <atomic>
@@ -63,8 +68,7 @@ class NotifyHub {
     Status status;
   };
 
-  NotifyHub(std::string conninfo, WakeTable* wake, std::string origin)
-      : conninfo_(std::move(conninfo)), wake_(wake), origin_(std::move(origin)) {}
+  NotifyHub(std::string conninfo, WakeTable* wake, std::string origin);
   Status connect();
   Status run_listen(int64_t receiver);
   void run();
@@ -72,12 +76,17 @@ class NotifyHub {
   void drain();
   // After a lost connection: reconnect, LISTEN again on every channel, wake every receiver.
   void recover();
+  // Removes this connection's row from the listeners (dbos_listener), before it closes.
+  void leave();
   void disconnect();
 
   const std::string conninfo_;
   WakeTable* const wake_;
   const std::string origin_;
+  // Its row in dbos_listener: the origin, or a token of its own when it has none.
+  const std::string token_;
   PGconn* conn_ = nullptr;  // the thread's, after start()
+  bool joined_ = false;     // the connection's row is in dbos_listener
   int event_fd_ = -1;       // listen() and the destructor kick the thread through it
   std::thread thread_;
 

@@ -103,6 +103,13 @@ class PgConnection final : public Connection {
       : conninfo_(std::move(conninfo)), library_(library), origin_(std::move(origin)) {}
   ~PgConnection() override {
     if (conn_ != nullptr) {
+      if (!listener_token_.empty() && PQstatus(conn_) == CONNECTION_OK &&
+          PQtransactionStatus(conn_) == PQTRANS_IDLE) {
+        // Best effort, as in NotifyHub::leave.
+        std::vector<Value> token{listener_token_};
+        QueryResult r;
+        (void)query("SELECT dbos_listener_leave($1)", token, &r);
+      }
       PQfinish(conn_);
     }
   }
@@ -115,6 +122,7 @@ class PgConnection final : public Connection {
     }
     prepared_.clear();
     begin_pending_ = false;
+    listener_token_.clear();
     conn_ = PQconnectdb(conninfo_.c_str());
     if (PQstatus(conn_) != CONNECTION_OK) {
       std::string msg = PQerrorMessage(conn_);
@@ -289,6 +297,22 @@ class PgConnection final : public Connection {
     }
     std::string sql = fmt::format("LISTEN {}", ident);
     PQfreemem(ident);
+    if (listener_token_.empty()) {
+      // The connection's first LISTEN joins the listeners in its transaction (NotifyHub does the
+      // same). Its token differs from the handle's origin, so that every send notifies it, its
+      // own handle's included: a receiver that listens on its own connection is woken by
+      // nothing else.
+      std::string token = fmt::format("{}/{}", origin_, PQbackendPID(conn_));
+      char* literal = PQescapeLiteral(conn_, token.c_str(), token.size());
+      if (literal == nullptr) {
+        return internal_error("cannot quote the listener token");
+      }
+      sql = fmt::format("SELECT dbos_listener_join({}); {}", literal, sql);
+      PQfreemem(literal);
+      SLUICE_RETURN_IF_ERROR(simple(sql.c_str()));
+      listener_token_ = std::move(token);
+      return {};
+    }
     return simple(sql.c_str());
   }
 
@@ -507,6 +531,7 @@ class PgConnection final : public Connection {
   std::vector<int> formats_;
   int next_stmt_ = 0;
   bool begin_pending_ = false;  // begin() ran; BEGIN goes out with the next statement
+  std::string listener_token_;  // this connection's row in dbos_listener, once it LISTENs
   ErrorKind last_kind_ = ErrorKind::kNone;
 };
 

@@ -141,10 +141,45 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- Whether a send must NOTIFY: some listener other than the sending Database handle (its
+-- dbos.origin) is registered. The shared lock is held to commit, and a listener joins under the
+-- same lock taken exclusively, in the transaction that LISTENs: so a listener either joined
+-- before this look (and is seen) or waits for this transaction's commit before its receivers
+-- first look at their tables (and find the message). Under REPEATABLE READ or SERIALIZABLE the
+-- look could read a snapshot older than the lock; such a transaction always notifies.
+CREATE OR REPLACE FUNCTION dbos_others_listen() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RETURN true;
+  END IF;
+  PERFORM pg_advisory_xact_lock_shared(7302, 0);
+  RETURN EXISTS (SELECT 1 FROM dbos_listener l
+                 WHERE l.origin IS DISTINCT FROM current_setting('dbos.origin', true));
+END $$;
+
+-- A listening connection joins (`origin`: its Database handle's, or a token of its own), in the
+-- transaction of its first LISTEN. Rows of connections that are gone go at the same time.
+CREATE OR REPLACE FUNCTION dbos_listener_join(origin text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_advisory_xact_lock(7302, 0);
+  DELETE FROM dbos_listener l
+  WHERE l.origin = dbos_listener_join.origin
+     OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.backend_pid);
+  INSERT INTO dbos_listener (origin, backend_pid, joined_us)
+  VALUES (dbos_listener_join.origin, pg_backend_pid(),
+          (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
+END $$;
+
+-- A listening connection that stops (before it closes); only its own row.
+CREATE OR REPLACE FUNCTION dbos_listener_leave(origin text) RETURNS void LANGUAGE sql AS $$
+  DELETE FROM dbos_listener l
+  WHERE l.origin = dbos_listener_leave.origin AND l.backend_pid = pg_backend_pid();
+$$;
+
 -- One message; a message id not above the pair's highest is a duplicate and is dropped. The
--- receiver's channel is notified at commit, with the sending Database's origin (a session
--- setting) as payload: that Database's notification thread skips its own, whose receivers its
--- senders woke already.
+-- receiver's channel is notified at commit when another handle listens (dbos_others_listen),
+-- with the sending Database's origin (a session setting) as payload: that Database's
+-- notification thread skips its own, whose receivers its senders woke already.
 CREATE OR REPLACE FUNCTION dbos_send(sender_id bigint, receiver_id bigint, message_id bigint,
     data bytea, now_us bigint DEFAULT 0)
 RETURNS TABLE (out_outcome text) LANGUAGE plpgsql AS $$
@@ -168,8 +203,10 @@ BEGIN
   INSERT INTO message (receiver_id, sender_id, message_id, data, sent_us)
   VALUES (dbos_send.receiver_id, dbos_send.sender_id, dbos_send.message_id, dbos_send.data,
           now_us);
-  PERFORM pg_notify('dbos_rx_' || dbos_send.receiver_id::text,
-                   coalesce(current_setting('dbos.origin', true), ''));
+  IF dbos_others_listen() THEN
+    PERFORM pg_notify('dbos_rx_' || dbos_send.receiver_id::text,
+                     coalesce(current_setting('dbos.origin', true), ''));
+  END IF;
   out_outcome := 'sent';
   RETURN NEXT;
 END $$;
@@ -205,8 +242,10 @@ BEGIN
   SELECT dbos_send_batch.receiver_id, dbos_send_batch.sender_id, first_id + e.pos - 1,
          substring(dbos_send_batch.data FROM (e.elem->>0)::int FOR (e.elem->>1)::int), now_us
   FROM jsonb_array_elements(pieces) WITH ORDINALITY AS e(elem, pos) ORDER BY e.pos;
-  PERFORM pg_notify('dbos_rx_' || dbos_send_batch.receiver_id::text,
-                   coalesce(current_setting('dbos.origin', true), ''));
+  IF dbos_others_listen() THEN
+    PERFORM pg_notify('dbos_rx_' || dbos_send_batch.receiver_id::text,
+                     coalesce(current_setting('dbos.origin', true), ''));
+  END IF;
   out_outcome := 'sent';
   RETURN NEXT;
 END $$;
@@ -223,6 +262,7 @@ RETURNS TABLE (out_outcome text, out_receiver_id bigint) LANGUAGE plpgsql AS $$
 DECLARE
   t record;
   bad bigint;
+  notify boolean;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.endpoint_id = dbos_multicast.sender_id) THEN
     out_outcome := 'unknown sender';
@@ -252,6 +292,7 @@ BEGIN
     RETURN NEXT;
     RETURN;
   END IF;
+  notify := dbos_others_listen();
   FOR t IN SELECT (x.elem->>0)::bigint AS rid, (x.elem->>1)::bigint AS mid
            FROM jsonb_array_elements(targets) WITH ORDINALITY AS x(elem, pos) ORDER BY x.pos
   LOOP
@@ -265,8 +306,10 @@ BEGIN
     END IF;
     INSERT INTO message (receiver_id, sender_id, message_id, data, sent_us)
     VALUES (t.rid, dbos_multicast.sender_id, t.mid, data, now_us);
-    PERFORM pg_notify('dbos_rx_' || t.rid::text,
-                   coalesce(current_setting('dbos.origin', true), ''));
+    IF notify THEN
+      PERFORM pg_notify('dbos_rx_' || t.rid::text,
+                       coalesce(current_setting('dbos.origin', true), ''));
+    END IF;
   END LOOP;
   out_outcome := 'sent';
   out_receiver_id := NULL::bigint;

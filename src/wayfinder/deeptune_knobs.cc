@@ -119,4 +119,13 @@ const IntKnob kDeepTuneThreads({.name = "wayfinder.deeptune_threads",
                                 .help = "libtorch threads DeepTune uses (the benchmarks being "
                                         "tuned usually share the machine)"});
 
+const FloatKnob kDeepTuneWarmHedge(
+    {.name = "wayfinder.deeptune_warm_hedge",
+     .default_value = 0.5,
+     .min = 0,
+     .max = 1,
+     .stage = KnobStage::kRuntime,
+     .help = "in a warm start, the share of proposals ranked by a second model that learns from "
+             "this study alone (0: every proposal by the transferred model)"});
+
 }  // namespace sluice::wf

@@ -23,5 +23,6 @@ extern const FloatKnob kDeepTuneLearningRate;
 extern const FloatKnob kDeepTuneGamma;          // Equation 1's γ
 extern const IntKnob kDeepTuneMinObservations;  // below this, proposals are diverse random ones
 extern const IntKnob kDeepTuneThreads;          // libtorch intra-op threads
+extern const FloatKnob kDeepTuneWarmHedge;      // warm start: share ranked by a model of its own
 
 }  // namespace sluice::wf

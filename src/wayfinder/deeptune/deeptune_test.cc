@@ -580,6 +580,70 @@ TEST_F(DeepTuneModelFileTest, WarmStartDrawsAroundWhereTheSourceDidBest) {
   EXPECT_GT(cold_d, 0.3);  // uniform draws average about 0.41 from 0.9
 }
 
+// A warm start hedges with a model of its own: initialized and trained as a cold study's model
+// (bit for bit, from the same seed and observations), ranking every other proposal by default
+// (wayfinder.deeptune_warm_hedge 0.5); none with the knob at 0, none in a cold study.
+TEST_F(DeepTuneModelFileTest, AWarmStartsOwnModelIsWhatAColdStudyWouldHaveLearned) {
+  const Space space(make_job(floats(6)));
+  const Evaluate toward_high = [](const Configuration& c) {
+    double s = 0;
+    for (int i = 0; i < 6; ++i)
+      s -= std::abs(num(c, "x" + std::to_string(i)) - 0.9);
+    return ok(s);
+  };
+  const Evaluate toward_low = [](const Configuration& c) {
+    double s = 0;
+    for (int i = 0; i < 6; ++i)
+      s -= std::abs(num(c, "x" + std::to_string(i)) - 0.1);
+    return ok(s);
+  };
+  auto source = searcher("deeptune", space, 3);
+  for (const Observation& o : random_history(space, toward_high, 24, 8))
+    source->observe(o);
+  const std::string path = (dir_ / "source.model").string();
+  ASSERT_TRUE(source->save_model(path).is_ok());
+
+  auto warm = searcher("deeptune", space, 9, path);
+  auto cold = searcher("deeptune", space, 9);
+  ASSERT_TRUE(warm && cold);
+  ASSERT_NE(as_deeptune(*warm).own_model(), nullptr);
+  EXPECT_EQ(as_deeptune(*cold).own_model(), nullptr);
+  for (const Observation& o : random_history(space, toward_low, 14, 21)) {
+    warm->observe(o);
+    cold->observe(o);
+  }
+  ASSERT_TRUE(as_deeptune(*warm).train().is_ok());
+  ASSERT_TRUE(as_deeptune(*cold).train().is_ok());
+  const auto same_weights = [](Learner& a, Learner& b) {
+    auto pa = a.model()->named_parameters();
+    auto pb = b.model()->named_parameters();
+    if (pa.size() != pb.size())
+      return false;
+    for (const auto& item : pa) {
+      if (!torch::equal(item.value(), pb[item.key()]))
+        return false;
+    }
+    return true;
+  };
+  EXPECT_TRUE(same_weights(*as_deeptune(*warm).own_model(), as_deeptune(*cold).learner()));
+  EXPECT_FALSE(same_weights(as_deeptune(*warm).learner(), as_deeptune(*cold).learner()));
+  // Every other proposal is the own model's; none in a cold study.
+  int own = 0;
+  for (size_t n = 14; n < 24; ++n) {
+    own += as_deeptune(*warm).own_model_proposes(n) ? 1 : 0;
+    EXPECT_NE(as_deeptune(*warm).own_model_proposes(n),
+              as_deeptune(*warm).own_model_proposes(n + 1));
+    EXPECT_FALSE(as_deeptune(*cold).own_model_proposes(n));
+  }
+  EXPECT_EQ(own, 5);
+
+  ASSERT_TRUE(KnobRegistry::global().set("wayfinder.deeptune_warm_hedge", "0").is_ok());
+  auto unhedged = searcher("deeptune", space, 9, path);
+  KnobRegistry::global().reset_for_testing();
+  ASSERT_TRUE(unhedged);
+  EXPECT_EQ(as_deeptune(*unhedged).own_model(), nullptr);
+}
+
 TEST_F(DeepTuneModelFileTest, MissingOrBrokenModelFileIsAClearError) {
   const Space space(make_job(floats(3)));
   const std::string missing = (dir_ / "nope.model").string();

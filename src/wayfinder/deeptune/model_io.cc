@@ -242,6 +242,11 @@ Status DeepTuneSearch::load_model(const std::string& path) {
     }
     learner_->reset_optimizer();
     warm_ = saved.meta.value("trained", false);
+    if (warm_ && hyper_.warm_hedge > 0) {
+      // Initialized as this study's model would have been without the transfer.
+      torch::manual_seed(seed_);
+      own_ = std::make_unique<Learner>(hyper_.model, hyper_.learning_rate);
+    }
     // The carried configurations, by name: a parameter this space shares takes the saved value
     // when it is valid here, any other its default (pinned ones their fixed value). Models
     // saved before configurations were carried have none.

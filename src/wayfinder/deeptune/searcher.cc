@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <exception>
 #include <random>
 #include <set>
@@ -58,6 +59,7 @@ Hyper hyper_from_knobs() {
   h.crash_threshold = kDeepTuneCrashThreshold.get();
   h.min_observations = kDeepTuneMinObservations.get();
   h.threads = kDeepTuneThreads.get();
+  h.warm_hedge = kDeepTuneWarmHedge.get();
   return h;
 }
 
@@ -108,6 +110,10 @@ void DeepTuneSearch::update() {
       make_training_set(x_, static_cast<int64_t>(columns_.size()), crashed_, objective_);
   learner_->fit(data, hyper_.epochs * std::clamp<int64_t>(fresh, 1, kMaxCatchUp),
                 seed_ * kGolden + crashed_.size());
+  // The same epochs and dropout draws as a cold study's model: own_ is that model.
+  if (own_ != nullptr)
+    own_->fit(data, hyper_.epochs * std::clamp<int64_t>(fresh, 1, kMaxCatchUp),
+              seed_ * kGolden + crashed_.size());
   y_mean_ = data.y_mean;
   y_std_ = data.y_std;
   trained_rows_ = crashed_.size();
@@ -123,7 +129,21 @@ Status DeepTuneSearch::train() {
   }
 }
 
+bool DeepTuneSearch::own_model_proposes(size_t observations) const {
+  if (own_ == nullptr || !trained_ || hyper_.warm_hedge <= 0)
+    return false;
+  // Spread evenly: the proposal after n observations is the own model's when n·h crosses an
+  // integer on the way to (n + 1)·h.
+  const double h = hyper_.warm_hedge;
+  return std::floor(static_cast<double>(observations + 1) * h) >
+         std::floor(static_cast<double>(observations) * h);
+}
+
 std::vector<double> DeepTuneSearch::neighbour_weights() {
+  return neighbour_weights(*learner_);
+}
+
+std::vector<double> DeepTuneSearch::neighbour_weights(Learner& learner) {
   if ((!trained_ && !warm_) || hyper_.guided_share <= 0 || crashed_.empty())
     return {};
   const auto width = static_cast<int64_t>(columns_.size());
@@ -131,7 +151,7 @@ std::vector<double> DeepTuneSearch::neighbour_weights() {
       torch::from_blob(x_.data(), {static_cast<int64_t>(crashed_.size()), width}, torch::kFloat32);
   torch::Tensor s;
   try {
-    s = learner_->saliency(x);
+    s = learner.saliency(x);
   } catch (const std::exception& e) {
     // Uniform moves are still a valid pool; nothing is lost but the guidance.
     SLUICE_LOG(warn, "deeptune: neighbour guidance off for this proposal: {}", e.what());
@@ -238,9 +258,11 @@ std::vector<Configuration> DeepTuneSearch::propose_unchecked(std::span<const Obs
           ? static_cast<size_t>(std::llround(hyper_.local_share * static_cast<double>(wanted)))
           : 0;
   update();
+  // A warm start hedges: some proposals are ranked by the study's own model (own_).
+  Learner& ranker = own_model_proposes(history.size()) ? *own_ : *learner_;
   // Neighbours move the parameters the model's prediction is most sensitive to more often: in a
   // space of hundreds of parameters of which a few matter, uniform moves rarely touch those.
-  const std::vector<double> weights = local > 0 ? neighbour_weights() : std::vector<double>{};
+  const std::vector<double> weights = local > 0 ? neighbour_weights(ranker) : std::vector<double>{};
   // Some neighbours are crossovers of the best instead: each parameter from one of them, then
   // one move. Where the objective is mostly a sum over a few parameters (as configuration
   // spaces often are), this joins the good values that different trials found; moving around
@@ -293,8 +315,8 @@ std::vector<Configuration> DeepTuneSearch::propose_unchecked(std::span<const Obs
                                     torch::kFloat32);
   std::optional<PoolPredictions> predictions;
   if (trained_ || warm_)
-    predictions = learner_->predict(candidates);  // ②
-  const std::vector<int64_t> picks =              // ③
+    predictions = ranker.predict(candidates);  // ②
+  const std::vector<int64_t> picks =           // ③
       select_candidates(candidates, evaluated, predictions ? &*predictions : nullptr, n,
                         hyper_.alpha, hyper_.crash_threshold);
   std::vector<Configuration> out;

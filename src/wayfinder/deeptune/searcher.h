@@ -46,6 +46,9 @@ struct Hyper {
   double crash_threshold = 0.5;
   int64_t min_observations = 3;
   int64_t threads = 1;
+  // In a warm start, the share of proposals ranked by a second model that starts untrained and
+  // learns from this study alone (the rest by the transferred model).
+  double warm_hedge = 0.5;
 };
 // The wayfinder.deeptune_* knobs' current values.
 Hyper hyper_from_knobs();
@@ -77,7 +80,12 @@ class DeepTuneSearch final : public Searcher {
   // guided_share by the trained model's sensitivity to it (mean |∂ŷ/∂x| over the trials), the
   // rest uniform; sums to 1. Empty before the model has been trained or loaded.
   std::vector<double> neighbour_weights();
+  // Whether the proposal after `observations` observations is ranked by the study's own model
+  // rather than the transferred one (a warm start with warm_hedge > 0, once that model trained).
+  bool own_model_proposes(size_t observations) const;
   Learner& learner() { return *learner_; }
+  // A warm start's own model (own_ below), or null.
+  Learner* own_model() { return own_.get(); }
   const Hyper& hyper() const { return hyper_; }
   bool warm() const { return warm_; }
   // The configurations a warm start carried over from the model's study, mapped into this space.
@@ -88,6 +96,7 @@ class DeepTuneSearch final : public Searcher {
   void reset_observations(std::span<const Observation> history);
   bool has_enough_data() const;
   void update();  // throws c10::Error
+  std::vector<double> neighbour_weights(Learner& learner);
   torch::Tensor encode(std::span<const Configuration> configs) const;
   std::vector<Configuration> propose_unchecked(std::span<const Observation> history, size_t n);
   Insight explain_unchecked(std::span<const Observation> history);
@@ -98,6 +107,10 @@ class DeepTuneSearch final : public Searcher {
   Hyper hyper_;
   Columns columns_;
   std::unique_ptr<Learner> learner_;
+  // A warm start's second model, initialized as a cold study's and trained on this study's
+  // observations only: a transferred model can be sure of what no longer holds (a value that
+  // was bad in the source and is the best here), and ranks what would show it last.
+  std::unique_ptr<Learner> own_;
   std::vector<float> x_;  // observed configurations, z-scored, row-major
   std::vector<uint8_t> crashed_;
   std::vector<std::optional<double>> objective_;

@@ -158,10 +158,19 @@ BEGIN
 END $$;
 
 -- A listening connection joins (`origin`: its Database handle's, or a token of its own), in the
--- transaction of its first LISTEN. Rows of connections that are gone go at the same time.
+-- transaction of its first LISTEN. Rows of connections that are gone go at the same time. The
+-- join first polls for the lock: a request that waits makes PostgreSQL queue every later send
+-- behind it, so a transaction that waited, inside itself, for another session's send would
+-- hold the join and that send up until lock_timeout. After 50 ms of sends in flight it waits.
 CREATE OR REPLACE FUNCTION dbos_listener_join(origin text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM pg_advisory_xact_lock(7302, 0);
+  FOR i IN 1..50 LOOP
+    EXIT WHEN pg_try_advisory_xact_lock(7302, 0);
+    PERFORM pg_sleep(0.001);
+    IF i = 50 THEN
+      PERFORM pg_advisory_xact_lock(7302, 0);
+    END IF;
+  END LOOP;
   DELETE FROM dbos_listener l
   WHERE l.origin = dbos_listener_join.origin
      OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.backend_pid);

@@ -11,6 +11,9 @@
 //   BM_PutTakeWeak<q>     put + take on one thread, one weak observer keeping a history of 16
 //   BM_PutTake<peer>      put + take on one thread for the peers, for scale (null mode of the
 //                         ping-pong: the queue alone, no second core)
+// BM_QueuedCall and BM_PutTake also run two minimal SPSC rings (minimal_rings.h), one with a head
+// and a tail index and one with a turn word per slot: what a queued call costs a ring of either
+// design with nothing else to do, on the machine at hand.
 //
 // Run with --benchmark_repetitions=N (default set below) and compare in one run with
 // tools/bench_report.py --baseline BM_PlainCall.
@@ -18,6 +21,7 @@
 
 #include <cstdint>
 
+#include "oqueue/minimal_rings.h"
 #include "oqueue/oqueue_adapter.h"
 #include "oqueue/peers.h"
 
@@ -60,6 +64,8 @@ BENCHMARK_TEMPLATE(BM_QueuedCall, OQueueAdapter<WaitPolicy::kSpin, true>);
 BENCHMARK_TEMPLATE(BM_QueuedCall, sluice::oq::bench::BoostSpscAdapter);
 BENCHMARK_TEMPLATE(BM_QueuedCall, sluice::oq::bench::ReaderWriterQueueAdapter);
 BENCHMARK_TEMPLATE(BM_QueuedCall, sluice::oq::bench::AtomicQueueAdapter);
+BENCHMARK_TEMPLATE(BM_QueuedCall, sluice::oq::bench::MinimalIndexRing);
+BENCHMARK_TEMPLATE(BM_QueuedCall, sluice::oq::bench::MinimalTurnRing);
 
 void BM_UnobservedPut(benchmark::State& state) {
   OQueueAdapter<WaitPolicy::kSpin> q("bench.unobserved");
@@ -137,6 +143,8 @@ BENCHMARK_TEMPLATE(BM_PutTake, sluice::oq::bench::ReaderWriterQueueAdapter);
 BENCHMARK_TEMPLATE(BM_PutTake, sluice::oq::bench::ConcurrentQueueAdapter);
 BENCHMARK_TEMPLATE(BM_PutTake, sluice::oq::bench::BoostSpscAdapter);
 BENCHMARK_TEMPLATE(BM_PutTake, sluice::oq::bench::BoostQueueAdapter);
+BENCHMARK_TEMPLATE(BM_PutTake, sluice::oq::bench::MinimalIndexRing);
+BENCHMARK_TEMPLATE(BM_PutTake, sluice::oq::bench::MinimalTurnRing);
 
 }  // namespace
 

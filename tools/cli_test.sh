@@ -57,6 +57,32 @@ expect nonzero "nosuchcommand" -- "$sluice" nosuchcommand
 expect nonzero "choose a command" -- "$sluice"
 expect nonzero "no demo step 'nope'" -- "$sluice" demo --only nope
 expect nonzero "no knob starts with" -- "$sluice" knobs zzz.
+# A config file of several knobs, flat or in several sections, sets each to its own value.
+printf 'zicio.ring_buffers: 22\nlog.level: warn\nzicio.max_inflight: 6\n' > "$tmp/many.yaml"
+expect 0 '"value": 22' -- "$sluice" --config "$tmp/many.yaml" knobs --json zicio.ring_buffers
+expect 0 '"value": 6' -- "$sluice" --config "$tmp/many.yaml" knobs --json zicio.max_inflight
+printf 'zicio:\n  ring_buffers: 24\nlog:\n  level: warn\n' > "$tmp/nested.yaml"
+expect 0 '"value": 24' -- "$sluice" --config "$tmp/nested.yaml" knobs --json zicio.ring_buffers
+expect 0 '"value": "warn"' -- "$sluice" --config "$tmp/nested.yaml" knobs --json log.level
+expect nonzero "Is a directory" -- env SLUICE_CONFIG="$tmp" "$sluice" knobs
+expect nonzero "no knob starts with" -- "$sluice" knobs --json zzz.
+# Numbers are what they say: no wrap-around, no NaN, bounds named plainly.
+expect 2 "out of range for a 64-bit integer" -- "$sluice" ipc endpoint 99999999999999999999
+expect 2 "is negative" -- "$sluice" tune run --seed -1 "$tmp/none.yaml"
+if "$sluice" oq --help 2>&1 | grep -q "^  bench "; then  # a build with the benchmarks
+  expect 2 "not a finite number" -- "$sluice" oq bench --target-ms NaN
+  expect nonzero "CPU 999 is not one this process may run on" -- \
+    "$sluice" oq bench --client-cpu 999
+  expect nonzero "no scenario chosen" -- "$sluice" oq bench --scenarios ""
+fi
+expect 2 "not a finite number" -- "$sluice" para serve --seconds inf
+expect 2 "must be at least 1 (got 0)" -- "$sluice" para bench --reps 0
+expect 2 "must be from 1 to 4096 (got -1)" -- "$sluice" para bench --depth -1
+expect 2 "must be from 0 to 1073741824" -- "$sluice" oq stats --capacity 1073741825
+expect 2 "must be at least 0 (got -1)" -- "$sluice" sched worker add 3 --capacity -1
+expect 2 "must be at least 1 (got 0)" -- "$sluice" sched submit -n 0
+# Output that cannot be written is a failure.
+expect 1 "cannot write the output" -- bash -c '"$0" knobs > /dev/full' "$sluice"
 printf 'log: [1, 2\n' > "$tmp/bad.yaml"
 expect nonzero "bad.yaml" -- "$sluice" --config "$tmp/bad.yaml" knobs
 expect nonzero "" -- "$sluice" --config "$tmp/missing.yaml" knobs
@@ -80,6 +106,25 @@ expect nonzero "no worker in partition 0 has unused capacity" -- \
   "$sluice" sched submit --scheduler fifo --partition 0
 expect 0 '"running": 1' -- "$sluice" sql --json \
   "SELECT count(*) AS running FROM Task WHERE state = 'running' AND worker_id = 7"
+# A batch is submitted whole or not at all.
+expect 0 "" -- "$sluice" sched worker add 8 --partition 1 --capacity 1
+expect nonzero "none of the 2 tasks was submitted" -- \
+  "$sluice" sched submit --scheduler fifo --partition 1 -n 2
+expect 0 '"tasks": 0' -- "$sluice" sql --json "SELECT count(*) AS tasks FROM Task WHERE p_key = 1"
+expect 0 '"ok": true' -- "$sluice" sql --json "SELECT 1; SELECT 2"
+expect 0 'x00abc' -- "$sluice" sql "SELECT char(0) || 'abc' AS z, 1 AS c"
+# The dbos filesystem: what cannot be read or written is an error, and / is not removed whole.
+mkdir -p "$tmp/adir" "$tmp/mnt"
+echo hello > "$tmp/h.txt"
+expect 0 "" -- "$sluice" fs put "$tmp/h.txt" /h.txt
+expect nonzero "Is a directory" -- "$sluice" fs put "$tmp/adir" /d.txt
+expect nonzero "No space left" -- "$sluice" fs get /h.txt /dev/full
+expect nonzero "too large" -- "$sluice" fs find --larger 9999999999G
+expect nonzero "too far away" -- "$sluice" fs find --newer 9999999999999
+expect nonzero "refusing to remove /" -- "$sluice" fs rm -r /
+expect 0 "hello" -- "$sluice" fs get /h.txt
+expect nonzero "not a directory" -- "$sluice" fs mount "$tmp/h.txt"
+expect nonzero "not an empty directory" -- "$sluice" fs mount "$tmp"
 expect 0 "stats" -- "$sluice" oq --help
 expect 0 "serve" -- "$sluice" para --help
 expect 0 "run" -- "$sluice" tune --help
@@ -122,6 +167,11 @@ expect nonzero "bad.model" -- "$sluice" tune run "$tmp/tiny.yaml" --search deept
   --warm-start "$tmp/bad.model"
 expect nonzero "sluice-deeptune.so" -- env SLUICE_PLUGIN_DIR=/nonexistent \
   "$sluice" tune run "$tmp/tiny.yaml" --search deeptune --study noplugin
+# A study's name names its directory: no escape from the work directory.
+expect nonzero "study name '../esc'" -- "$sluice" tune run "$tmp/tiny.yaml" --budget 2 \
+  --study ../esc
+expect nonzero "must be 1 to 100" -- "$sluice" tune run "$tmp/tiny.yaml" --budget 2 \
+  --study "$(printf 'z%.0s' {1..300})"
 unset SLUICE_WAYFINDER_WORK_DIR
 expect 0 "mount" -- "$sluice" fs --help
 
@@ -140,6 +190,9 @@ expect nonzero "zicio.control_core 4000" -- "$sluice" --set zicio.control_core=4
 expect nonzero "No such file" -- "$sluice" zicio scan "$tmp/missing.dat"
 expect nonzero "sorted and disjoint" -- "$sluice" zicio scan "$tmp/z.dat" --ranges 0:10,5:10
 expect nonzero "no open zicio channel" -- "$sluice" zicio stats $$
+mkfifo "$tmp/fifo"
+expect nonzero "not a regular file" -- timeout 20 "$sluice" zicio scan "$tmp/fifo"
+expect nonzero "too large" -- "$sluice" zicio scan "$tmp/z.dat" --ranges 99999999999999999999:1
 unset SLUICE_DBOS_DATA_DIR
 
 echo "cli: $passed passed, $failed failed"

@@ -2,9 +2,13 @@
 // executable and `sluice oq bench`: both parse the same options and print the same tables.
 #pragma once
 
+#include <sched.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -85,7 +89,8 @@ inline void add_bench_options(CLI::App& app, BenchSettings& s) {
   app.add_option("--settle-s", s.settle_s,
                  "before starting, wait up to this many seconds for other work on the machine to "
                  "fall below --max-other-busy")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--max-other-busy", s.max_other_busy,
                  "share of all CPU time (0..1) other processes may use for --settle-s to stop "
                  "waiting")
@@ -153,6 +158,27 @@ inline std::string run_bench(BenchSettings s, std::FILE* out, const std::string&
       want_weak = true;
     } else {
       return "unknown scenario '" + word + "' (pingpong, strong or weak)";
+    }
+  }
+  if (!want_pingpong && !want_strong && !want_weak) {
+    return "no scenario chosen (--scenarios pingpong, strong or weak)";
+  }
+  if (!s.json.empty()) {
+    // Found out now, not after minutes of runs: the file can be written.
+    std::FILE* probe = std::fopen(s.json.c_str(), "a");
+    if (probe == nullptr) {
+      return "cannot write " + s.json + ": " + std::strerror(errno);
+    }
+    std::fclose(probe);
+  }
+  for (int cpu : {s.client_cpu, s.server_cpu}) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    const bool known = sched_getaffinity(0, sizeof allowed, &allowed) == 0;
+    if (cpu < -1 || (cpu >= 0 && (cpu >= CPU_SETSIZE ||
+                                  (known && !CPU_ISSET(static_cast<size_t>(cpu), &allowed))))) {
+      return "CPU " + std::to_string(cpu) +
+             " is not one this process may run on (--client-cpu, --server-cpu; -1: not pinned)";
     }
   }
   Pinning pinning{s.client_cpu, s.server_cpu};

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "cli/table.h"
 #include "sluice/cli/command.h"
@@ -32,7 +33,17 @@ struct KnobsOptions {
 Status run_knobs(const KnobsOptions& opts) {
   const auto& registry = KnobRegistry::global();
   if (opts.json) {
-    std::printf("%s\n", registry.to_json().c_str());
+    nlohmann::ordered_json all = nlohmann::ordered_json::parse(registry.to_json());
+    nlohmann::ordered_json shown = nlohmann::ordered_json::array();
+    for (auto& k : all) {
+      if (k.value("name", "").starts_with(opts.prefix)) {
+        shown.push_back(std::move(k));
+      }
+    }
+    if (shown.empty()) {
+      return not_found(fmt::format("no knob starts with '{}'", opts.prefix));
+    }
+    std::printf("%s\n", shown.dump(2).c_str());
     return {};
   }
   TextTable table({"knob", "value", "source", "type", "range", "stage", "help"});

@@ -1,7 +1,12 @@
 // The `sluice` program: global flags, knob loading, and the command tree modules registered.
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -47,6 +52,53 @@ sluice::Status load_knobs(const std::string& config, const std::vector<std::stri
   return {};
 }
 
+// CLI11 2.1 reads integers with strtoll/strtoull and does not look at errno, so
+// 99999999999999999999 becomes the largest integer and -1 a huge unsigned one, and its range
+// checks let NaN through. Every INT, UINT and FLOAT option of the tree gets this check first.
+std::string check_plain_number(const std::string& type, const std::string& text) {
+  const char* begin = text.c_str();
+  char* end = nullptr;
+  errno = 0;
+  if (type == "FLOAT") {
+    const double v = std::strtod(begin, &end);
+    if (end != begin && *end == '\0' && (errno == ERANGE || !std::isfinite(v))) {
+      return text + " is not a finite number in range";
+    }
+    return {};
+  }
+  if (type == "UINT") {
+    const char* p = begin;
+    while (*p == ' ') {
+      ++p;
+    }
+    if (*p == '-') {
+      return text + " is negative; a non-negative integer is expected";
+    }
+    (void)std::strtoull(begin, &end, 0);
+  } else {
+    (void)std::strtoll(begin, &end, 0);
+  }
+  if (end != begin && *end == '\0' && errno == ERANGE) {
+    return text + " is out of range for a 64-bit integer";
+  }
+  return {};  // anything else is CLI11's to judge
+}
+
+void check_numbers(CLI::App& app) {
+  for (CLI::Option* opt : app.get_options()) {
+    std::string type = opt->get_type_name();
+    type = type.substr(0, type.find_first_of(": "));
+    if (type == "INT" || type == "UINT" || type == "FLOAT") {
+      // An empty description keeps the option's help as it was.
+      opt->check(CLI::Validator(
+          [type](std::string& text) { return check_plain_number(type, text); }, "", ""));
+    }
+  }
+  for (CLI::App* sub : app.get_subcommands({})) {
+    check_numbers(*sub);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -72,6 +124,7 @@ int main(int argc, char** argv) {
     spec.setup(*cmd);
   }
 
+  check_numbers(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -96,11 +149,26 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sluice: choose a command (see above)\n");
     return kExitUsage;
   }
-  const sluice::Status s = (*action)();
+  sluice::Status s;
+  try {
+    s = (*action)();
+  } catch (const std::bad_alloc&) {
+    s = sluice::resource_exhausted("out of memory (a size or count too large for this machine?)");
+  } catch (const std::exception& e) {
+    // A command's own checks should have refused what led here; say what it was, not abort.
+    s = sluice::internal_error(std::string("unexpected error: ") + e.what());
+  }
   if (!s.is_ok()) {
     std::fflush(stdout);
     std::fprintf(stderr, "sluice: %s\n", s.message().c_str());
     return exit_code_for(s);
+  }
+  // Output that never reached its file (a full disk, a closed pipe) is a failure, not a success.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+    const int err = errno;
+    std::fprintf(stderr, "sluice: cannot write the output: %s\n",
+                 err != 0 ? std::strerror(err) : "write error");
+    return kExitFailure;
   }
   return 0;
 }

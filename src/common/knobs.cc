@@ -318,6 +318,29 @@ Status KnobRegistry::set(std::string_view name, std::string_view value, KnobSour
   return {};
 }
 
+namespace {
+
+// The knobs of one YAML map, each key prefixed with the names of the maps around it.
+Status load_yaml_map(KnobRegistry& knobs, const YAML::Node& map, const std::string& prefix,
+                     std::string_view origin) {
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const std::string key = prefix + it->first.as<std::string>();
+    const YAML::Node node = it->second;  // a copy of the handle: `second` is a temporary
+    if (node.IsMap()) {
+      SLUICE_RETURN_IF_ERROR(load_yaml_map(knobs, node, key + ".", origin));
+      continue;
+    }
+    if (!node.IsScalar()) {
+      return invalid_argument(
+          fmt::format("{}: knob '{}' needs a single value, not a list or null", origin, key));
+    }
+    SLUICE_RETURN_IF_ERROR(knobs.set(key, node.Scalar(), KnobSource::kFile).with_context(origin));
+  }
+  return {};
+}
+
+}  // namespace
+
 Status KnobRegistry::load_yaml_text(std::string_view text, std::string_view origin) {
   YAML::Node root;
   try {
@@ -332,30 +355,15 @@ Status KnobRegistry::load_yaml_text(std::string_view text, std::string_view orig
     return invalid_argument(fmt::format(
         "{}: expected a map of knob names to values (e.g. 'zicio.ring_buffers: 32')", origin));
   }
-  // Depth-first over nested maps; `zicio: {ring_buffers: 32}` and `zicio.ring_buffers: 32` agree.
-  std::vector<std::pair<std::string, YAML::Node>> stack;
-  for (auto it = root.begin(); it != root.end(); ++it) {
-    stack.emplace_back(it->first.as<std::string>(), it->second);
+  // Depth-first over nested maps, in the file's order; `zicio: {ring_buffers: 32}` and
+  // `zicio.ring_buffers: 32` agree. A recursion, not a stack of nodes: assigning a YAML::Node
+  // (as std::reverse or a move into a container slot does) rebinds the node it refers to and so
+  // rewrites the parsed tree.
+  try {
+    return load_yaml_map(*this, root, "", origin);
+  } catch (const YAML::Exception& ex) {  // a key that is a list or a map
+    return invalid_argument(fmt::format("{}: a knob name must be a string: {}", origin, ex.what()));
   }
-  std::reverse(stack.begin(), stack.end());
-  while (!stack.empty()) {
-    auto [key, node] = std::move(stack.back());
-    stack.pop_back();
-    if (node.IsMap()) {
-      std::vector<std::pair<std::string, YAML::Node>> children;
-      for (auto it = node.begin(); it != node.end(); ++it) {
-        children.emplace_back(key + "." + it->first.as<std::string>(), it->second);
-      }
-      stack.insert(stack.end(), children.rbegin(), children.rend());
-      continue;
-    }
-    if (!node.IsScalar()) {
-      return invalid_argument(
-          fmt::format("{}: knob '{}' needs a single value, not a list or null", origin, key));
-    }
-    SLUICE_RETURN_IF_ERROR(set(key, node.Scalar(), KnobSource::kFile).with_context(origin));
-  }
-  return {};
 }
 
 Status KnobRegistry::load_yaml_file(const std::string& path) {

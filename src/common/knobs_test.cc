@@ -33,6 +33,12 @@ const IntKnob kLine({.name = "testmod.cache_line",
                      .help = "cache line size",
                      .build_flag = "SLUICE_CACHE_LINE"});
 
+const IntKnob kDepth({.name = "othermod.depth",
+                      .default_value = 1,
+                      .min = 1,
+                      .max = 64,
+                      .help = "a knob of a second module"});
+
 class Knobs : public ::testing::Test {
  protected:
   void SetUp() override { registry().reset_for_testing(); }
@@ -51,6 +57,35 @@ TEST_F(Knobs, DefaultsAreReadThroughTypedHandles) {
   ASSERT_TRUE(info.is_ok());
   EXPECT_EQ(info->source, KnobSource::kDefault);
   EXPECT_EQ(info->env_var, "SLUICE_TESTMOD_RING_BUFFERS");
+}
+
+// Every knob of a file gets its own value, whether the file names them flat, nested in
+// several sections, or both (a file of several top-level keys once swapped values between them).
+TEST_F(Knobs, AFileOfManyKnobsSetsEachToItsOwnValue) {
+  ASSERT_TRUE(registry()
+                  .load_yaml_text("testmod.ring_buffers: 11\ntestmod.alpha: 0.25\n"
+                                  "testmod.mode: buffered\ntestmod.label: fourth\n")
+                  .is_ok());
+  EXPECT_EQ(kBuffers.get(), 11);
+  EXPECT_DOUBLE_EQ(kAlpha.get(), 0.25);
+  EXPECT_EQ(kMode.get(), "buffered");
+  EXPECT_EQ(kLabel.get(), "fourth");
+
+  registry().reset_for_testing();
+  ASSERT_TRUE(registry()
+                  .load_yaml_text("testmod:\n  ring_buffers: 22\n  mode: bypass\n"
+                                  "othermod:\n  depth: 5\n"
+                                  "testmod.alpha: 0.75\n"
+                                  "testmod.label: last\n")
+                  .is_ok());
+  EXPECT_EQ(kBuffers.get(), 22);
+  EXPECT_EQ(kMode.get(), "bypass");
+  EXPECT_DOUBLE_EQ(kAlpha.get(), 0.75);
+  EXPECT_EQ(kLabel.get(), "last");
+  EXPECT_EQ(kDepth.get(), 5);
+
+  EXPECT_EQ(registry().load_yaml_text("[testmod.label]: x", "site.yaml").code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST_F(Knobs, PrecedenceIsDefaultThenFileThenEnvironmentThenFlags) {

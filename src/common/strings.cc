@@ -1,9 +1,10 @@
 #include "common/strings.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cctype>
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 
 namespace sluice {
 
@@ -27,16 +28,31 @@ std::string to_lower(std::string_view s) {
 }
 
 Status read_file(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return errno_status(errno != 0 ? errno : ENOENT, path);
+  // POSIX calls, not a stream: a stream reading a directory or /proc/self/mem throws from
+  // inside libstdc++ or reads "nothing", where the caller should hear EISDIR or EIO.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return errno_status(errno, path);
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) {
-    return io_error(path + ": read failed");
+  std::string data;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      const int err = errno;
+      ::close(fd);
+      return errno_status(err, path);
+    }
+    if (n == 0) {
+      break;
+    }
+    data.append(buf, static_cast<size_t>(n));
   }
-  *out = std::move(buf).str();
+  ::close(fd);
+  *out = std::move(data);
   return {};
 }
 

@@ -879,6 +879,25 @@ TEST_P(DbosTest, RecvTimesOutWhenNothingComes) {
   EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded);
 }
 
+// A timeout too long to add to the clock waits for the message instead of wrapping into the
+// past and timing out at once.
+TEST_P(DbosTest, RecvWithAnEndlessTimeoutWaitsForTheMessage) {
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+  ASSERT_TRUE(ipc.create_endpoint(2).is_ok());
+  std::thread sender([&] {
+    auto s = new_session();
+    Ipc tx(*s);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_TRUE(tx.send(1, 2, "late").is_ok());
+  });
+  auto r = ipc.recv(2, 1, std::chrono::milliseconds::max());
+  sender.join();
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].data, "late");
+}
+
 TEST_P(DbosTest, AFailedHandlerLeavesTheMessagesQueued) {
   Ipc ipc(*session_);
   ASSERT_TRUE(ipc.create_endpoint(1).is_ok());

@@ -13,6 +13,15 @@
 namespace sluice::dbos {
 namespace {
 
+// now + timeout, saturating: a timeout of centuries (or milliseconds::max()) waits "forever"
+// instead of wrapping into the past.
+std::chrono::steady_clock::time_point deadline_after(std::chrono::milliseconds timeout) {
+  const auto now = std::chrono::steady_clock::now();
+  const auto room = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::time_point::max() - now);
+  return timeout >= room ? std::chrono::steady_clock::time_point::max() : now + timeout;
+}
+
 const IntKnob kMaxMessageBytes({.name = "dbos.max_message_bytes",
                                 .default_value = 1 << 20,
                                 .min = 1,
@@ -439,7 +448,7 @@ Status Ipc::start_receiving(int64_t receiver, int max) {
 Result<std::vector<Message>> Ipc::recv(int64_t receiver, int max,
                                        std::chrono::milliseconds timeout) {
   SLUICE_RETURN_IF_ERROR(start_receiving(receiver, max));
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = deadline_after(timeout);
   WakeTable* w = session_->database().wake_table();
   for (;;) {
     const uint32_t seen = w != nullptr ? w->epoch(receiver) : 0;
@@ -459,7 +468,7 @@ Result<int> Ipc::recv_with(int64_t receiver, int max,
                            const std::function<Status(Session&, std::span<const Message>)>& fn,
                            std::chrono::milliseconds timeout) {
   SLUICE_RETURN_IF_ERROR(start_receiving(receiver, max));
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = deadline_after(timeout);
   WakeTable* w = session_->database().wake_table();
   for (;;) {
     const uint32_t seen = w != nullptr ? w->epoch(receiver) : 0;

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -277,6 +279,9 @@ class Parser {
           return error(v, "'values' must be a non-empty list");
         for (const auto& e : v) {
           SLUICE_ASSIGN_OR_RETURN(std::string s, scalar(e, "values"));
+          // A value twice would weigh double in random draws and name two one-hot columns alike.
+          if (std::find(p->values.begin(), p->values.end(), s) != p->values.end())
+            return error(e, fmt::format("parameter '{}' lists the value '{}' twice", p->name, s));
           p->values.push_back(s);
         }
       } else if (p->type == ParamType::kEnum && !n["fixed"]) {
@@ -384,6 +389,9 @@ class Parser {
     if (!root["name"])
       return error_line(1, "the job needs a 'name'");
     SLUICE_ASSIGN_OR_RETURN(job.name, scalar(root["name"], "name"));
+    if (Status named = check_study_name(job.name); !named.is_ok()) {
+      return error(root["name"], named.message());
+    }
     if (root["description"]) {
       SLUICE_ASSIGN_OR_RETURN(job.description, scalar(root["description"], "description"));
     }
@@ -553,6 +561,19 @@ class Parser {
 };
 
 }  // namespace
+
+Status check_study_name(std::string_view name) {
+  const bool ok_chars = std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' || c == '-';
+  });
+  if (name.empty() || name.size() > 100 || !ok_chars || name.front() == '.') {
+    return invalid_argument(fmt::format(
+        "study name '{}' must be 1 to 100 letters, digits, '.', '_' or '-', not starting with "
+        "'.' (it names a directory under the work directory)",
+        name.size() > 120 ? std::string(name.substr(0, 120)) + "…" : std::string(name)));
+  }
+  return {};
+}
 
 Result<std::string> canonical_value(const Parameter& p, std::string_view value) {
   const std::string v(value);

@@ -261,6 +261,7 @@ Result<StudySummary> run_study(const Job& job, StudyStore& store, const StudyOpt
     work_dir = k.value;
   }
   const std::string study_name = options.study.empty() ? job.name : options.study;
+  SLUICE_RETURN_IF_ERROR(check_study_name(study_name));
   work_dir += "/" + study_name;
   // Everything that can refuse the run is checked before a new study's row is written, so a
   // refused run leaves nothing behind; a resumed study is checked against what it started with.

@@ -1106,6 +1106,13 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
     for (std::string& path : paths) {
       FileInfo f;
       f.path = std::move(path);
+      // Refused before the open as well as after it: opening a FIFO blocks until a writer
+      // comes, and a device may do anything on open.
+      struct stat pre {};
+      if (::stat(f.path.c_str(), &pre) != 0)
+        return errno_status(errno, "cannot open " + f.path + " for a zicio scan");
+      if (!S_ISREG(pre.st_mode))
+        return invalid_argument(f.path + " is not a regular file; zicio scans regular files");
       const bool want_direct = opt_.direct;
       int fd = -1;
       if (want_direct) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <set>
@@ -325,6 +326,18 @@ TEST(ChannelTest, DirectoryIsRefused) {
   auto r = Channel::open({"/var/tmp"}, {}, small_options());
   EXPECT_FALSE(r.is_ok());
   EXPECT_NE(r.status().message().find("/var/tmp"), std::string::npos);
+}
+
+// A FIFO would block the open until a writer came; it is refused before the open instead.
+TEST(ChannelTest, FifoIsRefusedWithoutWaitingForAWriter) {
+  const std::string fifo = "/var/tmp/sluice_zicio_fifo_" + std::to_string(getpid());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  auto r = Channel::open({fifo}, {}, small_options());
+  unlink(fifo.c_str());
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("not a regular file"), std::string::npos)
+      << r.status().to_string();
 }
 
 TEST(ChannelTest, EmptyStreamEndsAtOnce) {

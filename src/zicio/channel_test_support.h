@@ -28,11 +28,15 @@ inline uint8_t pattern(uint32_t file, uint64_t offset) {
 class TempFiles {
  public:
   explicit TempFiles(std::string dir) : dir_(std::move(dir)) {}
-  ~TempFiles() {
+  ~TempFiles() { remove_all(); }
+  // Unlinks every file made so far. A process that will not run destructors (a death test's
+  // child) calls it once its channels hold the files open.
+  void remove_all() {
     for (const std::string& p : paths_) {
       chmod(p.c_str(), 0600);
       unlink(p.c_str());
     }
+    paths_.clear();
   }
   std::string make(uint32_t file, uint64_t size) {
     std::string path =

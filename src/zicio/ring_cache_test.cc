@@ -124,6 +124,7 @@ TEST_F(RingCacheDeathTest, PageUsedAfterItsChannelClosedStillFaults) {
     auto ch = Channel::open({a}, {}, small_options());
     if (!ch.is_ok())
       std::abort();
+    files_.remove_all();  // this child dies by the fault, so no destructor would unlink them
     Result<Page> p = ch->get_page_wait(std::chrono::seconds(20));
     if (!p.is_ok())
       std::abort();

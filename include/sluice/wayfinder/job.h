@@ -119,6 +119,10 @@ Result<Job> load_job_file(const std::string& path);
 Result<Job> parse_job(std::string_view text, std::string_view origin = "<job>",
                       std::string_view dir = ".");
 
+// A study's name (a job's name is its default) names its directory under the work directory:
+// 1 to 100 letters, digits, '.', '_' or '-', not starting with '.'.
+Status check_study_name(std::string_view name);
+
 // Checks `value` against the parameter; returns its canonical text ("true", "42", "0.5").
 Result<std::string> canonical_value(const Parameter& p, std::string_view value);
 

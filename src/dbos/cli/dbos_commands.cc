@@ -8,11 +8,13 @@
 #include <memory>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli/table.h"
+#include "sluice/cli/checks.h"
 #include "sluice/cli/command.h"
 #include "sluice/dbos/database.h"
 #include "sluice/dbos/ipc.h"
@@ -91,8 +93,14 @@ struct SqlOptions {
 Status run_sql(const SqlOptions& o) {
   SLUICE_ASSIGN_OR_RETURN(Opened op, open_backend(o.backend));
   if (is_script(o.sql)) {
+    // Several statements run as one script, in one transaction; a script returns no rows (run
+    // a query alone to see them), and says so rather than print nothing.
     SLUICE_RETURN_IF_ERROR(op.session->execute_script(o.sql));
-    std::printf("ok\n");
+    if (o.json) {
+      std::printf("{\"ok\": true, \"rows\": null}\n");
+    } else {
+      std::printf("ok (several statements run as a script; its rows are not shown)\n");
+    }
     return {};
   }
   SLUICE_ASSIGN_OR_RETURN(QueryResult r, op.session->query(o.sql));
@@ -152,14 +160,28 @@ Status run_worker_rm(const SchedOptions& o) {
 Status run_submit(const SchedOptions& o) {
   SLUICE_ASSIGN_OR_RETURN(Opened op, open_backend(o.backend));
   Scheduler sched(*op.session);
+  // All of them or none: a batch that fails half-way must not leave tasks running whose ids
+  // were never printed.
+  std::vector<Assignment> done;
+  Status s = op.session->transact([&]() -> Status {
+    done.clear();  // a retried transaction starts over
+    for (int64_t i = 0; i < o.count; ++i) {
+      TaskSpec t{.task_id = 0, .p_key = o.partition, .priority = 0, .payload = o.payload};
+      Result<Assignment> a = o.partitions > 0 ? sched.schedule_any(o.scheduler, t, o.partitions)
+                                              : sched.schedule(o.scheduler, t);
+      SLUICE_RETURN_IF_ERROR(a.status());
+      done.push_back(*a);
+    }
+    return {};
+  });
+  if (!s.is_ok() && o.count > 1) {
+    return s.with_context(fmt::format("none of the {} tasks was submitted", o.count));
+  }
+  SLUICE_RETURN_IF_ERROR(s);
   TextTable table({"task", "partition", "worker"});
-  for (int64_t i = 0; i < o.count; ++i) {
-    TaskSpec t{.task_id = 0, .p_key = o.partition, .priority = 0, .payload = o.payload};
-    Result<Assignment> a = o.partitions > 0 ? sched.schedule_any(o.scheduler, t, o.partitions)
-                                            : sched.schedule(o.scheduler, t);
-    SLUICE_RETURN_IF_ERROR(a.status());
-    table.add({std::to_string(a->task_id), std::to_string(a->p_key),
-               a->worker_id ? std::to_string(*a->worker_id) : "deferred"});
+  for (const Assignment& a : done) {
+    table.add({std::to_string(a.task_id), std::to_string(a.p_key),
+               a.worker_id ? std::to_string(*a.worker_id) : "deferred"});
   }
   table.print(stdout);
   return {};
@@ -201,7 +223,7 @@ void setup_sched(CLI::App& cmd) {
   add->add_option("id", o->worker_id, "worker id")->required();
   add->add_option("--partition,-p", o->partition, "its partition (p_key)");
   add->add_option("--capacity,-c", o->capacity, "runnable tasks at once")
-      ->check(CLI::NonNegativeNumber);
+      ->check(sluice::cli::at_least(0));
   bind_action(*add, [o] { return run_worker_add(*o); });
   auto* rm = worker->add_subcommand("rm", "Remove an idle worker");
   rm->add_option("id", o->worker_id, "worker id")->required();
@@ -211,7 +233,8 @@ void setup_sched(CLI::App& cmd) {
   submit->add_option("--partition,-p", o->partition, "partition to try (home partition)");
   submit->add_option("--partitions", o->partitions,
                      "try partitions round-robin over this many until one has capacity");
-  submit->add_option("--count,-n", o->count, "how many tasks")->check(CLI::PositiveNumber);
+  submit->add_option("--count,-n", o->count, "how many tasks (all or none are submitted)")
+      ->check(sluice::cli::at_least(1));
   submit->add_option("--payload", o->payload, "kept with each task");
   bind_action(*submit, [o] { return run_submit(*o); });
   auto* complete = cmd.add_subcommand("complete", "Mark running tasks done");
@@ -288,13 +311,16 @@ void setup_ipc(CLI::App& cmd) {
   auto* send = cmd.add_subcommand("send", "Send a message (to several receivers: multicast)");
   send->add_option("--from", o->from, "sender endpoint")->required();
   send->add_option("--to", o->to, "receiver endpoint(s)")->required()->delimiter(',');
-  send->add_option("--id", o->message_id, "message id (a repeated id is dropped as duplicate)");
+  send->add_option("--id", o->message_id,
+                   "message id (a repeated id is dropped as duplicate; 0: the pair's next)")
+      ->check(sluice::cli::at_least(0));
   send->add_option("message", o->message, "the message")->required();
   bind_action(*send, [o] { return run_send(*o); });
   auto* recv = cmd.add_subcommand("recv", "Take messages (waits with --timeout-ms)");
   recv->add_option("id", o->id, "receiver endpoint")->required();
-  recv->add_option("--max", o->max, "at most this many")->check(CLI::PositiveNumber);
-  recv->add_option("--timeout-ms", o->timeout_ms, "wait up to this long for a message");
+  recv->add_option("--max", o->max, "at most this many")->check(sluice::cli::at_least(1));
+  recv->add_option("--timeout-ms", o->timeout_ms, "wait up to this long for a message")
+      ->check(sluice::cli::at_least(0));
   recv->add_flag("--json", o->json, "as JSON");
   bind_action(*recv, [o] { return run_recv(*o); });
 }

@@ -4,8 +4,10 @@
 
 #include <cerrno>
 #include <chrono>
+#include <climits>
+#include <cmath>
 #include <cstdio>
-#include <fstream>
+#include <filesystem>
 #include <iostream>
 #include <iterator>
 #include <memory>
@@ -16,7 +18,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/table.h"
+#include "common/strings.h"
 #include "dbos/fs/fuse_mount.h"
+#include "sluice/cli/checks.h"
 #include "sluice/cli/command.h"
 #include "sluice/dbos/database.h"
 #include "sluice/dbos/fs.h"
@@ -85,8 +89,12 @@ Result<int64_t> parse_size(const std::string& text) {
   } else if (!unit.empty() && unit != "B") {
     return invalid_argument(fmt::format("'{}' is not a size (bytes, or with K, M, G)", text));
   }
-  if (v < 0) {
-    return invalid_argument(fmt::format("size '{}' is negative", text));
+  if (!std::isfinite(v) || v < 0) {
+    return invalid_argument(fmt::format("size '{}' is negative or not a number", text));
+  }
+  // 2^63 bytes and more would wrap to a negative size in the conversion.
+  if (v * mult >= 0x1p63) {
+    return invalid_argument(fmt::format("size '{}' is too large (at most 8 EiB)", text));
   }
   return static_cast<int64_t>(v * mult);
 }
@@ -102,21 +110,28 @@ Result<int64_t> parse_time(const std::string& text) {
         "'{}' is not a time: seconds since the epoch, or an age like 90s, 10m, 2h, 3d", text));
   }
   const std::string unit = text.substr(used);
-  if (unit.empty()) {
-    return v * 1'000'000;
-  }
-  int64_t secs = 0;
+  int64_t per_unit = 0;  // seconds
   if (unit == "s") {
-    secs = v;
+    per_unit = 1;
   } else if (unit == "m") {
-    secs = v * 60;
+    per_unit = 60;
   } else if (unit == "h") {
-    secs = v * 3600;
+    per_unit = 3600;
   } else if (unit == "d") {
-    secs = v * 86400;
-  } else {
+    per_unit = 86400;
+  } else if (!unit.empty()) {
     return invalid_argument(fmt::format(
         "'{}' is not a time: seconds since the epoch, or an age like 90s, 10m, 2h, 3d", text));
+  }
+  // Past the year 292,000 the microseconds would wrap (to a time long past, matching all).
+  constexpr int64_t kMaxSeconds = INT64_MAX / 1'000'000 / 86400 * 86400;
+  int64_t secs = 0;
+  if (v < 0 || __builtin_mul_overflow(v, unit.empty() ? 1 : per_unit, &secs) ||
+      secs > kMaxSeconds) {
+    return invalid_argument(fmt::format("time '{}' is negative or too far away", text));
+  }
+  if (unit.empty()) {
+    return secs * 1'000'000;
   }
   const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
@@ -168,11 +183,7 @@ Status run_put(const FsCliOptions& o) {
   if (o.local == "-") {
     data.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   } else {
-    std::ifstream in(o.local, std::ios::binary);
-    if (!in) {
-      return errno_status(errno, fmt::format("cannot read {}", o.local));
-    }
-    data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    SLUICE_RETURN_IF_ERROR(read_file(o.local, &data).with_context("cannot read"));
   }
   SLUICE_ASSIGN_OR_RETURN(OpenedFs op, open_fs(o));
   return op.fs->put(o.path, data);
@@ -184,12 +195,18 @@ Status run_get(const FsCliOptions& o) {
   SLUICE_ASSIGN_OR_RETURN(std::string data, op.fs->read(o.path, 0, st.size));
   if (o.local.empty() || o.local == "-") {
     std::fwrite(data.data(), 1, data.size(), stdout);
-    return {};
+    return {};  // the program checks that stdout took it
   }
-  std::ofstream out(o.local, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-  if (!out) {
+  // stdio, not a stream, so that a failed write or close says why (ENOSPC from /dev/full).
+  std::FILE* out = std::fopen(o.local.c_str(), "wb");
+  if (out == nullptr) {
     return errno_status(errno, fmt::format("cannot write {}", o.local));
+  }
+  const bool written =
+      std::fwrite(data.data(), 1, data.size(), out) == data.size() && std::fflush(out) == 0;
+  const int err = errno;
+  if (std::fclose(out) != 0 || !written) {
+    return errno_status(written ? errno : err, fmt::format("cannot write {}", o.local));
   }
   return {};
 }
@@ -235,6 +252,10 @@ Status run_rm(const FsCliOptions& o) {
   SLUICE_ASSIGN_OR_RETURN(FileStat st, op.fs->stat(o.path));
   if (st.type == FileType::kDirectory) {
     if (o.recursive) {
+      if (st.path == "/") {
+        // As GNU rm refuses `rm -r /`: one typo would empty the whole filesystem.
+        return invalid_argument("refusing to remove / recursively; remove what is under it");
+      }
       return remove_tree(*op.fs, st.path);
     }
     return op.fs->rmdir(o.path);
@@ -347,6 +368,14 @@ Status run_quota(const FsCliOptions& o) {
 }
 
 Status run_mount(const FsCliOptions& o) {
+  // The mount would hide whatever is there; a mount point is an empty directory.
+  std::error_code ec;
+  if (!std::filesystem::is_directory(o.path, ec)) {
+    return invalid_argument(fmt::format("mount point {} is not a directory", o.path));
+  }
+  if (!std::filesystem::is_empty(o.path, ec) || ec) {
+    return invalid_argument(fmt::format("mount point {} is not an empty directory", o.path));
+  }
   // Open once before detaching so a bad backend or layout is reported here, on the terminal.
   { SLUICE_ASSIGN_OR_RETURN(OpenedFs probe, open_fs(o)); }
   MountOptions m{.mountpoint = o.path,
@@ -376,7 +405,8 @@ void setup_fs(CLI::App& cmd) {
       ->check(CLI::IsMember({"localized", "parallel"}));
   cmd.add_option("--user", o->user, "owner of new files (default: the OS user)");
   cmd.add_option("--block-size", o->block_size,
-                 "block size of new files in bytes (default: the knob dbos.fs_block_size)");
+                 "block size of new files in bytes (default: the knob dbos.fs_block_size)")
+      ->check(sluice::cli::at_least(0));
   cmd.require_subcommand(1);
 
   auto* mount = cmd.add_subcommand("mount", "Serve the filesystem on DIR through FUSE");
@@ -436,7 +466,8 @@ void setup_fs(CLI::App& cmd) {
   find->add_option("--larger", o->larger, "files larger than SIZE (bytes, K, M, G), largest first");
   find->add_option("--newer", o->newer,
                    "files modified since TIME: epoch seconds or an age (90s, 10m, 2h, 3d)");
-  find->add_option("--limit", o->limit, "at most this many (with --larger)");
+  find->add_option("--limit", o->limit, "at most this many (with --larger; 0: all)")
+      ->check(sluice::cli::at_least(0));
   find->add_flag("--json", o->json, "rows as JSON");
   bind_action(*find, [o] { return run_find(*o); });
 

@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/table.h"
+#include "sluice/cli/checks.h"
 #include "sluice/cli/command.h"
 #include "sluice/common/status.h"
 #include "sluice/oqueue/oqueue.h"
@@ -229,7 +230,8 @@ SLUICE_REGISTER_COMMAND(
        stats
            ->add_option("--capacity", opts->capacity,
                         "ring slots (0: knob oqueue.default_capacity)")
-           ->capture_default_str();
+           ->capture_default_str()
+           ->check(sluice::cli::in_range(0, static_cast<double>(kMaxCapacity)));
        stats->add_option("--wait", opts->wait, "wait policy: spin, yield or block")
            ->capture_default_str();
        stats->add_flag("--json", opts->json, "print a JSON array instead of a table");

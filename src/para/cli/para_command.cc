@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "para/harness.h"
+#include "sluice/cli/checks.h"
 #include "sluice/cli/command.h"
 #include "sluice/common/knobs.h"
 #include "sluice/common/topology.h"
@@ -174,17 +175,23 @@ SLUICE_REGISTER_COMMAND(
              serve->add_option("--cores", so->cores,
                                "cores as a CPU list (0-3,6); default: knob para.cores");
              serve->add_option("--body", so->body, "response body");
-             serve->add_option("--seconds", so->seconds, "stop after this long (0: on SIGINT)");
+             serve->add_option("--seconds", so->seconds, "stop after this long (0: on SIGINT)")
+                 ->check(sluice::cli::at_least(0));
              sluice::cli::bind_action(*serve, [so] { return run_serve(*so); });
 
              auto bo = std::make_shared<BenchOptions>();
              auto* bench = para.add_subcommand(
                  "bench", "cross-core round trip vs mutex+condvar; O_DIRECT reads vs fio");
-             bench->add_option("--reps", bo->reps, "repetitions")->capture_default_str();
-             bench->add_option("--msg-iters", bo->msg_iters, "round trips per repetition");
-             bench->add_option("--io-seconds", bo->io_seconds, "seconds per read measurement");
+             bench->add_option("--reps", bo->reps, "repetitions")
+                 ->capture_default_str()
+                 ->check(sluice::cli::at_least(1));
+             bench->add_option("--msg-iters", bo->msg_iters, "round trips per repetition")
+                 ->check(sluice::cli::at_least(1));
+             bench->add_option("--io-seconds", bo->io_seconds, "seconds per read measurement")
+                 ->check(sluice::cli::at_least(0.01));
              bench->add_option("--file", bo->file, "data file (ext4/xfs; created, 256 MiB)");
-             bench->add_option("--depth", bo->depth, "queue depth");
+             bench->add_option("--depth", bo->depth, "queue depth")
+                 ->check(sluice::cli::in_range(1, 4096));
              bench->add_flag("!--no-io", bo->io, "skip the storage benchmark");
              bench->add_flag("!--no-msg", bo->msg, "skip the message benchmark");
              sluice::cli::bind_action(*bench, [bo] { return run_bench(*bo); });

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "sluice/cli/checks.h"
 #include "sluice/cli/command.h"
 #include "sluice/common/knobs.h"
 #include "sluice/wayfinder/job.h"
@@ -372,14 +373,17 @@ void setup(CLI::App& tune) {
   };
   CLI::App* run = tune.add_subcommand("run", "Run (or resume) a study of a job file");
   run->add_option("job", o->job, "job file (YAML)")->required();
-  run->add_option("--budget", o->budget, "iterations, the default measurement included");
-  run->add_option("--time", o->time_s, "wall-time budget in seconds for this run");
+  run->add_option("--budget", o->budget, "iterations, the default measurement included")
+      ->check(sluice::cli::at_least(1));
+  run->add_option("--time", o->time_s, "wall-time budget in seconds for this run")
+      ->check(sluice::cli::at_least(0.001));
   run->add_option("--search", o->search, "search algorithm")
       ->check(CLI::IsMember(searcher_names()));
   run->add_option("--seed", o->seed, "random seed");
   run->add_option("--study", o->study, "study name (default: the job's name)");
   run->add_option("--confirm", o->confirm,
-                  "re-measure the default and the best alternately N times each at the end");
+                  "re-measure the default and the best alternately N times each at the end")
+      ->check(sluice::cli::at_least(0));
   run->add_option("--work-dir", o->work_dir, "builds and run directories");
   run->add_option("--save-model", o->save_model,
                   "where a model-based search saves its model (default: in the work directory)");

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <memory>
@@ -45,7 +46,7 @@ Result<uint64_t> parse_size(const std::string& text, const char* what) {
   char* end = nullptr;
   errno = 0;
   const double v = std::strtod(text.c_str(), &end);
-  if (errno != 0 || end == text.c_str() || v < 0)
+  if (errno != 0 || end == text.c_str() || !std::isfinite(v) || v < 0)
     return invalid_argument(std::string("cannot read ") + what + " '" + text + "'");
   double mult = 1;
   const std::string suffix(end);
@@ -58,6 +59,9 @@ Result<uint64_t> parse_size(const std::string& text, const char* what) {
   else if (!suffix.empty())
     return invalid_argument(std::string("unknown unit '") + suffix + "' in " + what + " '" + text +
                             "' (use K, M or G)");
+  // 2^64 and above would wrap in the conversion; a file is far smaller anyway.
+  if (v * mult >= 0x1p64)
+    return invalid_argument(std::string(what) + " '" + text + "' is too large");
   return static_cast<uint64_t>(v * mult);
 }
 

@@ -37,8 +37,14 @@ fi
 if [[ ! -f $file || $(stat -c %s "$file") -ne $((gib << 30)) ]]; then
   # Pseudo-random bytes (AES-CTR), written with O_DIRECT: every block is allocated and written,
   # and no layer below (a virtual disk that detects zeros) can serve reads without the device.
-  openssl enc -aes-128-ctr -nosalt -pass pass:sluice -in /dev/zero 2>/dev/null \
+  # openssl dies of SIGPIPE once head has its bytes: that is the pipeline's end, not a failure
+  # (under pipefail it would stop this script); the size check below is what counts.
+  { openssl enc -aes-128-ctr -nosalt -pass pass:sluice -in /dev/zero 2>/dev/null || true; } \
     | head -c $((gib << 30)) | dd of="$file" bs=16M iflag=fullblock oflag=direct status=none
+  if [[ $(stat -c %s "$file") -ne $((gib << 30)) ]]; then
+    echo "make_report.sh: could not write the $gib GiB data file $file" >&2
+    exit 1
+  fi
 fi
 b="$bin/zicio_bench"
 machine() {

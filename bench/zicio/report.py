@@ -106,8 +106,9 @@ def seq_table(runs, tag, base="zicio"):
                                 "cpu_s_per_gib", base)
     lines = [
         "| scan | worker rate | method | request | n | GiB/s median (min–max) | × zicio | wall s | "
-        "worker wait % of wall | CPU s per GiB | CPU × zicio | device request KiB | others' CPU % |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "worker wait % of wall | CPU s per GiB | CPU × zicio | own CPU s per GiB | "
+        "device request KiB | others' CPU % |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     summary = {}
     for (m, rate, req, batch), rs in sorted(
@@ -116,6 +117,9 @@ def seq_table(runs, tag, base="zicio"):
         tp = [r["gib_per_s"] for r in rs]
         ws = [100 * r["wait_share"] for r in rs]
         cpu = [r["cpu_s_per_gib"] for r in rs]
+        # The method's own CPU, beside the worker's pass over the bytes (runs since the driver
+        # measures that pass; fio has no pass, its figure is all of its CPU).
+        own = [r["io_cpu_s_per_gib"] for r in rs if "io_cpu_s_per_gib" in r]
         oth = [100 * r["others_cpu_share"] for r in rs]
         wall = [r["wall_s"] for r in rs]
         k = (m, rate, req, batch)
@@ -127,12 +131,14 @@ def seq_table(runs, tag, base="zicio"):
             f"| {scan} | {rate_name(rate)} | {m} | {size(req)} | {len(rs)} | {fmt_range(tp)} | "
             f"{'' if rt is None else f'{rt:.2f}'} | {med(wall):.2f} | {fmt_range(ws, '{:.1f}')} | "
             f"{fmt_range(cpu, '{:.3f}')} | {'' if ct is None else f'{ct:.2f}'} | "
+            f"{fmt_range(own, '{:.4f}') if own else ''} | "
             f"{f'{med(dev):.0f}' if dev else ''} | {med(oth):.0f} |")
         summary[f"{m}/{rate}/{req}/{batch}"] = {
             "method": m, "rate": rate, "req": req, "batch": batch, "n": len(rs),
             "gib_per_s_median": med(tp), "gib_per_s_min": min(tp), "gib_per_s_max": max(tp),
             "wait_share_median": med(ws) / 100, "wait_share_max": max(ws) / 100,
             "cpu_s_per_gib_median": med(cpu), "ratio_to_zicio": rt, "cpu_ratio_to_zicio": ct,
+            "own_cpu_s_per_gib_median": med(own) if own else None,
             "others_cpu_share_median": med(oth) / 100,
             "fio_gib_per_s_median": med([r["fio_bw_gib_per_s"] for r in rs]),
         }
@@ -205,6 +211,20 @@ def plots(runs, out: Path, prefix: str):
               "zicio-q16": "tab:pink", "fio-q4": "tab:gray", "uring-thp": "tab:cyan",
               "zicio-thread": "tab:brown", "zicio-task": "tab:purple"}
 
+    def grouped_bars(ax, ms, groups, labels, values):
+        """One bar per method in each group: the median of values(m, group), min–max whiskers."""
+        width = 0.8 / len(ms)
+        for i, m in enumerate(ms):
+            ys, lo, hi = [], [], []
+            for g in groups:
+                v = values(m, g)
+                ys.append(med(v) if v else 0)
+                lo.append(ys[-1] - (min(v) if v else 0))
+                hi.append((max(v) if v else 0) - ys[-1])
+            xs = [j + i * width for j in range(len(groups))]
+            ax.bar(xs, ys, width, yerr=[lo, hi], color=colors[m], label=LABEL[m], capsize=2)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))], labels)
+
     # Throughput vs request size (sweep tag, unlimited worker) with zicio and fio as levels.
     sweep = [r for r in runs if r["tag"] == "sweep"]
     if sweep:
@@ -245,18 +265,10 @@ def plots(runs, out: Path, prefix: str):
                 ("wait_share", "worker wait, % of wall time", "wait_share", 100),
                 ("cpu_s_per_gib", "process CPU seconds per GiB", "cpu_per_gib", 1)):
             fig, ax = plt.subplots(figsize=(7, 4.2))
-            width = 0.8 / len(ms)
-            for i, m in enumerate(ms):
-                ys, lo, hi = [], [], []
-                for rate in rates:
-                    v = [scale * r[metric] for r in seq if r["method"] == m and r["rate"] == rate]
-                    ys.append(med(v) if v else 0)
-                    lo.append(ys[-1] - (min(v) if v else 0))
-                    hi.append((max(v) if v else 0) - ys[-1])
-                xs = [j + i * width for j in range(len(rates))]
-                ax.bar(xs, ys, width, yerr=[lo, hi], color=colors[m], label=LABEL[m], capsize=2)
-            ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rates))],
-                          [f"worker {rate_name(x)}" for x in rates])
+            grouped_bars(ax, ms, rates, [f"worker {rate_name(x)}" for x in rates],
+                         lambda m, rate, metric=metric, scale=scale: [
+                             scale * r[metric] for r in seq
+                             if r["method"] == m and r["rate"] == rate])
             ax.set_ylabel(ylabel)
             ax.set_title("Full scans, cold cache (median, min–max)")
             ax.legend(fontsize=7)
@@ -286,6 +298,29 @@ def plots(runs, out: Path, prefix: str):
         ax.legend(fontsize=7)
         ax.grid(alpha=.3)
         p = out / f"{prefix}_ranges.png"
+        fig.tight_layout()
+        fig.savefig(p, dpi=110)
+        written.append(p)
+
+    # The methods' own CPU (beside the worker's pass over the bytes), unlimited worker, full
+    # scans and each batch size: where the methods differ. Runs from before the driver measured
+    # the pass have no such figure and are left out.
+    own = [r for r in runs if "io_cpu_s_per_gib" in r and r["rate"] == 0
+           and r["tag"] in ("seq", "ranges") and not r["method"].startswith("fio")
+           and r["method"] not in ("pread", "direct")]
+    if own:
+        scans = sorted({r["batch"] for r in own})
+        ms = [m for m in METHODS if any(r["method"] == m for r in own)]
+        fig, ax = plt.subplots(figsize=(7, 5))
+        grouped_bars(ax, ms, scans, ["full scan" if b == 0 else f"odd {size(b)}" for b in scans],
+                     lambda m, b: [1000 * r["io_cpu_s_per_gib"] for r in own
+                                   if r["method"] == m and r["batch"] == b])
+        ax.set_yscale("log")
+        ax.set_ylabel("CPU ms per GiB beside the worker's pass")
+        ax.set_title("The method's own CPU, unlimited worker (median, min–max)")
+        ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.1))
+        ax.grid(alpha=.3, axis="y")
+        p = out / f"{prefix}_own_cpu.png"
         fig.tight_layout()
         fig.savefig(p, dpi=110)
         written.append(p)

@@ -563,12 +563,10 @@ void Reactor::idle_wait() {
     ++stats_.sleeps;
     io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
   }
+  // No read of the eventfd here: the armed read consumes every count written while it is
+  // pending, and a count written after it completed only makes the next sleep return at once.
+  // A read per sleep would be a system call on every cross-core wake-up for that rare case.
   sleeping_.store(false, std::memory_order_relaxed);
-  if (impl_->wake_armed) {
-    // Consume a pending wake-up count so the next read blocks again.
-    uint64_t v = 0;
-    [[maybe_unused]] const ssize_t n = ::read(event_fd_, &v, sizeof(v));
-  }
 }
 
 void Reactor::begin_stop() {

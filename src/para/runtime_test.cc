@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
+#include <utility>
 
 #include "sluice/para/testing.h"
 
@@ -228,6 +230,39 @@ TEST(RuntimeTest, AnIdleSpinThatNeverCatchesWorkIsSkipped) {
   o.idle = IdleMode::kSleep;
   o.idle_spin = std::chrono::microseconds(500);  // gaps of 5 ms are more than 4 × that
   testing::run_on_reactor(&work_every_five_ms, o);
+}
+
+// Each call from this thread wakes the sleeping reactor through its eventfd. The armed read of
+// that eventfd consumes every count, so once the calls stop the reactor sleeps again instead of
+// finding the eventfd readable on every pass.
+TEST(RuntimeTest, WakeUpsFromAnotherThreadLeaveTheReactorAsleepAfterwards) {
+  RuntimeOptions o = testing::testing_options();
+  o.cores.resize(1);
+  o.idle = IdleMode::kSleep;
+  o.idle_spin = std::chrono::microseconds(0);  // sleep as soon as there is no work
+  auto rt = Runtime::start(o);
+  ASSERT_TRUE(rt.is_ok()) << rt.status().to_string();
+  const int core = o.cores.front();
+  auto counters = [&] {  // {loop passes, sleeps}, read on the reactor
+    Result<std::pair<uint64_t, uint64_t>> r =
+        (*rt)->run_on(core, []() -> Task<std::pair<uint64_t, uint64_t>> {
+          const ReactorStats& s = local_reactor().stats();
+          co_return std::pair<uint64_t, uint64_t>{s.polls, s.sleeps};
+        });
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r.is_ok() ? *r : std::pair<uint64_t, uint64_t>{};
+  };
+  const uint64_t sleeps_before = counters().second;
+  for (int i = 0; i < 50; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the reactor goes to sleep
+    (void)counters();                                           // and is woken for this
+  }
+  const auto [polls_after, sleeps_after] = counters();
+  EXPECT_GE(sleeps_after - sleeps_before, 50u) << "the reactor slept between the calls";
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // The reading call itself takes a few passes; a readable eventfd would take thousands here.
+  EXPECT_LT(counters().first - polls_after, 50u) << "loop passes over 100 ms without work";
+  (*rt)->stop();
 }
 
 }  // namespace

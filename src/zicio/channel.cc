@@ -1421,7 +1421,7 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
   bool timer_armed_ = false;  // reactor host: a timeout entry is pending in the ring
   int64_t timer_due_ = INT64_MAX;
   __kernel_timespec timer_ts_{};
-  uint64_t hosted_cpu_ns_ = 0;  // reactor host: CPU time of the passes
+  uint64_t hosted_cpu_ns_ = 0;  // reactor host: time of the passes (they never block)
   std::mutex host_mu_;
   std::condition_variable host_cv_;
   bool hosted_running_ = false;  // a reactor task runs the loop
@@ -1811,6 +1811,8 @@ void Channel::Impl::loop_end() {
 }
 
 namespace {
+constexpr int64_t kCpuClockPeriodNs = 1'000'000;
+
 uint64_t thread_cpu_ns() {
   timespec cpu{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
@@ -1821,10 +1823,16 @@ uint64_t thread_cpu_ns() {
 void Channel::Impl::thread_loop() {
   detail::ControlMetrics& m = sb_.control();
   loop_begin();
+  // The thread's CPU clock is a system call (no vDSO for it): read it at most once a
+  // millisecond, not once a pass, and once more at the end.
+  int64_t cpu_read_at = 0;
   for (;;) {
     int64_t timeout_ns = -1;
     const LoopNext next = loop_pass(&timeout_ns);
-    m.cpu_ns.store(thread_cpu_ns(), std::memory_order_relaxed);
+    if (const int64_t now = clock_.now_ns(); now - cpu_read_at >= kCpuClockPeriodNs) {
+      m.cpu_ns.store(thread_cpu_ns(), std::memory_order_relaxed);
+      cpu_read_at = now;
+    }
     if (next == LoopNext::kExit)
       break;
     if (next == LoopNext::kAgain)
@@ -1838,6 +1846,7 @@ void Channel::Impl::thread_loop() {
     }
     loop_woke();
   }
+  m.cpu_ns.store(thread_cpu_ns(), std::memory_order_relaxed);
   loop_end();
 }
 
@@ -1871,7 +1880,9 @@ para::Task<void> Channel::Impl::reactor_loop(std::shared_ptr<Impl> self) {
   (void)self;
   detail::ControlMetrics& m = sb_.control();
   const int ring_fd = ring_.ring_fd;
-  uint64_t cpu0 = thread_cpu_ns();
+  // A pass never blocks, so its time on the TSC clock is its CPU time (but for preemption):
+  // the thread's CPU clock would be two system calls per pass on the worker's own core.
+  int64_t pass_start = clock_.now_ns();
   loop_begin();
   for (;;) {
     int64_t timeout_ns = -1;
@@ -1882,12 +1893,11 @@ para::Task<void> Channel::Impl::reactor_loop(std::shared_ptr<Impl> self) {
       continue;
     if (timeout_ns >= 0)
       arm_timer(timeout_ns);
-    const uint64_t cpu1 = thread_cpu_ns();
-    hosted_cpu_ns_ += cpu1 - cpu0;
+    hosted_cpu_ns_ += static_cast<uint64_t>(clock_.now_ns() - pass_start);
     m.cpu_ns.store(hosted_cpu_ns_, std::memory_order_relaxed);
     const int32_t res = co_await para::io(
         [ring_fd](io_uring_sqe* sqe) { io_uring_prep_poll_add(sqe, ring_fd, POLLIN); });
-    cpu0 = thread_cpu_ns();
+    pass_start = clock_.now_ns();
     loop_woke();
     if (res == -ECANCELED || (res < 0 && res != -EINTR)) {
       // The runtime is stopping under the channel: fail it, wait here for the reads in flight
@@ -1907,7 +1917,7 @@ para::Task<void> Channel::Impl::reactor_loop(std::shared_ptr<Impl> self) {
       break;
     }
   }
-  hosted_cpu_ns_ += thread_cpu_ns() - cpu0;
+  hosted_cpu_ns_ += static_cast<uint64_t>(clock_.now_ns() - pass_start);
   m.cpu_ns.store(hosted_cpu_ns_, std::memory_order_relaxed);
   loop_end();
   {

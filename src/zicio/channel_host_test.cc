@@ -46,6 +46,7 @@ TEST(ChannelHostTest, ReactorHostedLoopHandsOutExactlyTheBytes) {
   ChannelOptions o = small_options();
   o.runtime = rt.get();
   o.control_core = core;
+  const auto t0 = std::chrono::steady_clock::now();
   auto ch = Channel::open({a, b}, {}, o);
   ASSERT_TRUE(ch.is_ok()) << ch.status().to_string();
   uint64_t bytes = 0;
@@ -61,6 +62,12 @@ TEST(ChannelHostTest, ReactorHostedLoopHandsOutExactlyTheBytes) {
   EXPECT_EQ(s.state, "finished");
   EXPECT_EQ(s.completions, s.total_chunks);
   EXPECT_GT(s.control_wakeups, 0u);
+  // The loop's time is its passes' (on the TSC clock): some, and within the scan's wall time.
+  const auto wall = std::chrono::steady_clock::now() - t0;
+  EXPECT_GT(s.control_cpu_ns, 0u);
+  EXPECT_LE(
+      s.control_cpu_ns,
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count()));
   rt->stop();
 }
 
@@ -307,12 +314,21 @@ TEST(ChannelHostTest, ThreadHostIsPinnedToTheControlCore) {
   const std::string a = tf.make(0, 5 * kMiB);
   ChannelOptions o = small_options();
   o.control_core = core;
+  const auto t0 = std::chrono::steady_clock::now();
   auto ch = Channel::open({a}, {}, o);
   ASSERT_TRUE(ch.is_ok()) << ch.status().to_string();
   uint64_t bytes = 0;
   (void)drain(*ch, &bytes);
   EXPECT_EQ(bytes, 5 * kMiB);
   EXPECT_EQ(ch->stats().control_host, "thread on core " + std::to_string(core));
+  // The thread's CPU clock is read at most once a millisecond while it runs, and once at its
+  // end: after close the figure is the whole loop's, and no more than the time it ran.
+  ASSERT_TRUE(ch->close().is_ok());
+  const auto wall = std::chrono::steady_clock::now() - t0;
+  EXPECT_GT(ch->stats().control_cpu_ns, 0u);
+  EXPECT_LE(
+      ch->stats().control_cpu_ns,
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count()));
 
   o.control_core = CPU_SETSIZE + 1;
   auto bad = Channel::open({a}, {}, o);

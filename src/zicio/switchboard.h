@@ -135,7 +135,7 @@ struct alignas(64) ControlMetrics {
   std::atomic<int64_t> last_delay_ns{0};    // last release delay chosen (≥ 0)
   std::atomic<uint64_t> wakeups{0};
   std::atomic<uint64_t> sleeps{0};
-  std::atomic<uint64_t> cpu_ns{0};  // the control thread's CPU time
+  std::atomic<uint64_t> cpu_ns{0};  // the control thread's CPU time; a reactor's: its passes' time
   std::atomic<int64_t> first_submit_ns{0};
   std::atomic<int64_t> last_complete_ns{0};
   std::atomic<uint32_t> direct{0};      // bit 0: O_DIRECT reads; bit 1: file system bypassed

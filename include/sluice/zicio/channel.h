@@ -175,7 +175,8 @@ struct ChannelStats {
   uint64_t reward_requests = 0;    // reads submitted while more than one stream was needed
   uint64_t paced_requests = 0;     // reads held back until their release time
   double request_rate = 0;         // reads per second between the first submit and last completion
-  uint64_t control_cpu_ns = 0;     // CPU time of the control loop's thread
+  uint64_t control_cpu_ns = 0;     // CPU time of the control loop's thread (read once a ms while
+                                   // it runs); on a reactor, the time of its passes
   uint64_t control_wakeups = 0;
   bool direct = false;  // reads bypass the page cache
   bool bypass = false;  // reads go to the block device at the files' extents

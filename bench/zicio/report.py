@@ -350,7 +350,10 @@ def main():
     if seq_md:
         md += ["## Full scans, by worker rate\n",
                "× zicio: the median over repetitions of (method ÷ zicio) in the same repetition; "
-               "for GiB/s above 1 means faster than zicio, for CPU above 1 means more CPU.\n",
+               "for GiB/s above 1 means faster than zicio, for CPU above 1 means more CPU. "
+               "Own CPU: the process's CPU beside the worker's pass over the bytes and its "
+               "rate-holding spin, i.e. what the method spent to bring the bytes (fio has no "
+               "worker: all of its CPU).\n",
                seq_md]
     if sweep_md:
         md += ["## Request-size sweep (unlimited worker)\n", sweep_md]

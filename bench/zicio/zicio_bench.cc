@@ -867,6 +867,12 @@ int main(int argc, char** argv) {
   for (uint64_t r : c.reqs)
     if (r == 0 || r % 4096 != 0)
       die("request sizes must be multiples of 4 KiB");
+  // An empty range list means a full scan to zicio: a batch size that leaves no odd batch to
+  // read would scan everything in zicio's runs and nothing in the others'.
+  for (uint64_t batch : c.batches)
+    if (batch != 0 && batch >= c.bytes)
+      die("--ranges " + std::to_string(batch) + " leaves no odd-numbered batch in the " +
+          std::to_string(c.bytes) + " bytes scanned (raise --bytes)");
   // The worker runs on the first core this process may use, for every method; zicio's control
   // loop on the last (method zicio: a para reactor, started before any run is timed, as a
   // sluice process has its runtime running before it opens channels; zicio-thread: a thread

@@ -16,6 +16,8 @@ packages=(
   redis-server redis-tools curl iproute2
   # dbos: SQLite (embedded default), PostgreSQL 15 server and client library
   libsqlite3-dev sqlite3 libpq-dev postgresql-15 postgresql-client-15
+  # dbos IPC: the hash that checks each payload kept beside the SQLite file
+  libxxhash-dev
   # dbos filesystems: served through FUSE; the tools test drives them with rsync
   libfuse3-dev fuse3 rsync
   # dbos IPC's peer in the benchmarks: gRPC

@@ -10,7 +10,7 @@
 //       to it (sleep). Each latency point also records the steal time and how long the client
 //       thread and the PostgreSQL backend waited on a run queue.
 //   dbos_bench ipc [--reps N] [--seconds S] [--out FILE.json]
-//       ping-pong, ping20-pong20 (64 B – 8 KiB), multicast to 1–40 receivers (64 B) and 1–16
+//       ping-pong, ping20-pong20 (64 B – 8 KiB), multicast to 1–40 receivers (64 B, 8 KiB) and 1–32
 //       concurrent ping-pong pairs, each pair's sender on a thread of its own (64 B): dbos on
 //       SQLite and PostgreSQL against TCP loopback sockets and gRPC; --pattern and --system
 //       narrow it to one case (for profiling). Each point starts with 3 untimed rounds, so that
@@ -708,8 +708,10 @@ Status run_ipc(std::vector<Backend>& backends, int reps, double seconds, bool qu
     cases.push_back({"pingpong", 1, size});
     cases.push_back({"ping20", 1, size});
   }
-  for (int n : quick ? std::vector<int>{1, 10} : std::vector<int>{1, 5, 10, 20, 40}) {
-    cases.push_back({"multicast", n, 64});
+  for (size_t size : {size_t{64}, size_t{8192}}) {
+    for (int n : quick ? std::vector<int>{1, 10} : std::vector<int>{1, 5, 10, 20, 40}) {
+      cases.push_back({"multicast", n, size});
+    }
   }
   for (int n : quick ? std::vector<int>{4} : std::vector<int>{1, 2, 4, 8, 16, 32}) {
     cases.push_back({"pairs", n, 64});

@@ -140,12 +140,16 @@ def ipc_tables(data, out_dir, tag=""):
         ax.legend(fontsize=8)
     ax = axes[2]
     ns = sorted({c[1] for c in cases if c[0] == "multicast"})
-    for s in systems:
-        ax.plot(ns, [med(pts[("multicast", n, 64, s)]["msgs"]) for n in ns], "o-", label=s)
+    msizes = sorted({c[2] for c in cases if c[0] == "multicast"})
+    for size in msizes:
+        for i, s in enumerate(systems):
+            ys = [med(pts[("multicast", n, size, s)]["msgs"]) for n in ns]
+            ax.plot(ns, ys, "o-" if size == msizes[0] else "x--", color=f"C{i}",
+                    label=s if len(msizes) == 1 else f"{s}, {size} B")
     ax.set_yscale("log")
     ax.set_xlabel("receivers")
     ax.set_ylabel("messages/s")
-    ax.set_title("multicast, 64 B")
+    ax.set_title("multicast, " + " and ".join(f"{m} B" for m in msizes))
     ax.legend(fontsize=8)
     if pairs:
         ax = axes[3]

@@ -8,7 +8,8 @@
 //                (schema 2) against one B-tree keyed by (receiver_id, seq) (schema 3);
 //   payload      batches of N messages of S bytes sent in one transaction and taken in the next:
 //                µs per message sent and taken, for 64 B and 8 KiB, with synchronous normal and
-//                off (what the checkpoints' fsyncs cost).
+//                off (what the checkpoints' fsyncs cost), and 8 KiB payloads kept in dbos's
+//                payload log beside the file (src/dbos/payload_log.h) instead of in the rows.
 //
 // usage: dbos_sqlite_floor [--dir DIR] [--reps N] [--json FILE]
 // The settings of each measure run in turn, repetition by repetition; the table gives the median
@@ -23,10 +24,13 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "dbos/payload_log.h"
 
 namespace {
 
@@ -79,12 +83,20 @@ struct Statements {
   sqlite3_stmt* insert = nullptr;
   sqlite3_stmt* select = nullptr;
   sqlite3_stmt* remove = nullptr;
-  void prepare(sqlite3* db, bool by_receiver) {
+  // spill: payloads through the payload log's SQL functions, as dbos's send and recv do.
+  void prepare(sqlite3* db, bool by_receiver, bool spill = false) {
     const char* ins =
-        by_receiver
+        spill ? "INSERT INTO Message (receiver_id, seq, data, spill) VALUES (?1, coalesce((SELECT "
+                "seq FROM Message WHERE receiver_id = ?1 ORDER BY seq DESC LIMIT 1), 0) + 1, "
+                "iif(length(?2) >= dbos_spill_min(), X'', ?2), dbos_spill(?2))"
+        : by_receiver
             ? "INSERT INTO Message (receiver_id, seq, data) VALUES (?1, coalesce((SELECT seq FROM "
               "Message WHERE receiver_id = ?1 ORDER BY seq DESC LIMIT 1), 0) + 1, ?2)"
             : "INSERT INTO Message (receiver_id, data) VALUES (?1, ?2)";
+    const char* sel = spill ? "SELECT seq, iif(spill IS NULL, data, dbos_payload(spill)) FROM "
+                              "Message WHERE receiver_id = ?1 ORDER BY seq LIMIT 64"
+                            : "SELECT seq, data FROM Message WHERE receiver_id = ?1 ORDER BY seq "
+                              "LIMIT 64";
     if (sqlite3_prepare_v2(db,
                            "SELECT (SELECT 1 FROM Endpoint WHERE endpoint_id = ?1), (SELECT 1 FROM "
                            "Endpoint WHERE endpoint_id = ?2)",
@@ -96,10 +108,7 @@ struct Statements {
                            "Channel.last_sent_id",
                            -1, &channel, nullptr) != SQLITE_OK ||
         sqlite3_prepare_v2(db, ins, -1, &insert, nullptr) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
-                           "SELECT seq, data FROM Message WHERE receiver_id = ?1 ORDER BY seq "
-                           "LIMIT 64",
-                           -1, &select, nullptr) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, sel, -1, &select, nullptr) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "DELETE FROM Message WHERE receiver_id = ?1 AND seq <= ?2", -1,
                            &remove, nullptr) != SQLITE_OK) {
       die(db, "prepare");
@@ -121,7 +130,8 @@ void create_tables(sqlite3* db, bool by_receiver) {
        "CREATE TABLE Channel (sender_id INTEGER NOT NULL, receiver_id INTEGER NOT NULL, "
        "last_sent_id INTEGER NOT NULL, PRIMARY KEY (sender_id, receiver_id)) WITHOUT ROWID");
   exec(db, by_receiver ? "CREATE TABLE Message (receiver_id INTEGER NOT NULL, seq INTEGER NOT "
-                         "NULL, data BLOB NOT NULL, PRIMARY KEY (receiver_id, seq)) WITHOUT ROWID"
+                         "NULL, data BLOB NOT NULL, spill BLOB, PRIMARY KEY (receiver_id, seq)) "
+                         "WITHOUT ROWID"
                        : "CREATE TABLE Message (seq INTEGER PRIMARY KEY, receiver_id INTEGER NOT "
                          "NULL, data BLOB NOT NULL); CREATE INDEX message_by_receiver ON Message "
                          "(receiver_id, seq)");
@@ -216,15 +226,31 @@ double echo(const std::string& dir, int conns, bool by_receiver, int txns) {
 
 // µs per message sent (in batches of `batch`, one transaction each) and taken (the next
 // transaction), one connection.
+// `spill`: the payloads go to a payload log beside the file (every payload of 1 KiB or more).
 double payload(const std::string& dir, size_t size, int batch, const char* synchronous,
-               int messages) {
+               int messages, bool spill = false) {
   const std::string path = fresh(dir);
   sqlite3* db = open(path, synchronous);
   create_tables(db, true);
+  std::unique_ptr<sluice::dbos::PayloadLog> log;
+  sluice::dbos::PayloadLogSession session;
+  if (spill) {
+    std::error_code ec;
+    fs::remove_all(path + "-payloads", ec);
+    auto opened = sluice::dbos::PayloadLog::open(path + "-payloads", 1024, 64 << 20);
+    if (!opened.is_ok()) {
+      die(db, "payload log: " + opened.status().to_string());
+    }
+    log = std::move(*opened);
+    session.log = log.get();
+    if (!sluice::dbos::install_payload_functions(db, &session).is_ok()) {
+      die(db, "payload log functions");
+    }
+  }
   double us = 0;
   {
     Statements s;
-    s.prepare(db, true);
+    s.prepare(db, true, spill);
     const std::string data(size, 'x');
     const int rounds = std::max(1, messages / batch);
     int64_t id = 0;
@@ -296,6 +322,12 @@ int main(int argc, char** argv) {
        [&] { return payload(dir, 8192, 20, "off", 20000); }},
       {"µs per message sent and taken", "8 KiB, one per transaction, synchronous normal",
        [&] { return payload(dir, 8192, 1, "normal", 10000); }},
+      {"µs per message sent and taken",
+       "8 KiB in the payload log, batches of 20, synchronous normal",
+       [&] { return payload(dir, 8192, 20, "normal", 20000, true); }},
+      {"µs per message sent and taken",
+       "8 KiB in the payload log, one per transaction, synchronous normal",
+       [&] { return payload(dir, 8192, 1, "normal", 10000, true); }},
   };
   std::map<size_t, std::vector<double>> got;
   nlohmann::json out = nlohmann::json::array();

@@ -47,12 +47,15 @@ class Connection {
 };
 
 class Checkpointer;
+class PayloadLog;
 
 // `checkpointer`: the process's background checkpointer for this file (its WAL hook wakes it),
-// or null for SQLite's inline checkpoints.
+// or null for SQLite's inline checkpoints. `payloads`: the log of large IPC payloads beside the
+// file, whose SQL functions the connection gets (the IPC procedures need them).
 Result<std::unique_ptr<Connection>> open_sqlite_connection(const std::string& path,
                                                            const SqlLibrary* library,
-                                                           Checkpointer* checkpointer = nullptr);
+                                                           Checkpointer* checkpointer = nullptr,
+                                                           PayloadLog* payloads = nullptr);
 // The background checkpointer when dbos.sqlite.checkpoint is background, else null.
 Result<std::unique_ptr<Checkpointer>> start_sqlite_checkpointer(const std::string& path);
 // `origin`: set as the session's `dbos.origin`, the payload of the notifications its sends make

@@ -12,6 +12,7 @@
 #include "dbos/connection.h"
 #include "dbos/group_commit.h"
 #include "dbos/notify_hub.h"
+#include "dbos/payload_log.h"
 #include "dbos/sql_library.h"
 #include "dbos/wake.h"
 #include "sluice/common/knobs.h"
@@ -339,6 +340,19 @@ Result<ParsedUrl> parse_url(std::string_view url) {
   return ParsedUrl{Dialect::kSqlite, std::string(url)};
 }
 
+// Deletes the payload segments no message refers to (those a process left when it died, or that
+// no commit has reclaimed yet). The write lock, taken and given back, waits out every transaction
+// that may still be writing below the head it reads; the segments read afterwards are all that
+// rows refer to below it.
+Status reclaim_payloads(Connection& conn, PayloadLog& log) {
+  SLUICE_RETURN_IF_ERROR(conn.begin(true));
+  const uint32_t limit = log.head_segment();
+  SLUICE_RETURN_IF_ERROR(conn.commit());
+  QueryResult live;
+  SLUICE_RETURN_IF_ERROR(conn.query(PayloadLog::kLiveSegmentsSql, {}, &live));
+  return log.reclaim(limit, PayloadLog::live_segments(live));
+}
+
 Status migrate(Connection& conn, const SqlLibrary& lib, int* version) {
   const bool pg = conn.dialect() == Dialect::kPostgres;
   SLUICE_RETURN_IF_ERROR(conn.begin(true));
@@ -452,6 +466,9 @@ Status Database::init() {
       }
     }
   }
+  if (dialect_ == Dialect::kSqlite) {
+    SLUICE_ASSIGN_OR_RETURN(payloads_, PayloadLog::open_with_knobs(target_ + "-payloads"));
+  }
   SLUICE_ASSIGN_OR_RETURN(auto session, connect());
   Connection& conn = session->connection();
   // A busy database at open is retried like any transaction.
@@ -464,6 +481,11 @@ Status Database::init() {
     std::this_thread::sleep_for(std::chrono::milliseconds(5 + attempt));
   }
   SLUICE_RETURN_IF_ERROR(s.with_context(fmt::format("opening {}", url_)));
+  if (payloads_ != nullptr) {
+    SLUICE_RETURN_IF_ERROR(
+        reclaim_payloads(conn, *payloads_)
+            .with_context(fmt::format("cleaning the payload log {}", payloads_->dir())));
+  }
   if (dialect_ == Dialect::kPostgres && kPgWakeups.get() == "hub") {
     SLUICE_ASSIGN_OR_RETURN(wake_, WakeTable::in_process());
     // Names this handle's notifications (see NotifyHub::start); the sessions opened from now on
@@ -478,7 +500,8 @@ Status Database::init() {
       std::unique_ptr<Connection> writer;
       if (kSharedWriter.get()) {
         SLUICE_ASSIGN_OR_RETURN(
-            writer, open_sqlite_connection(target_, library_.get(), checkpointer_.get()));
+            writer,
+            open_sqlite_connection(target_, library_.get(), checkpointer_.get(), payloads_.get()));
       }
       // Without group commit nothing groups: every transaction runs alone, on the writer.
       const size_t min_group = kGroupCommit.get() ? static_cast<size_t>(kGroupMin.get()) : SIZE_MAX;
@@ -491,8 +514,8 @@ Status Database::init() {
 Result<std::unique_ptr<Session>> Database::connect() {
   std::unique_ptr<Connection> conn;
   if (dialect_ == Dialect::kSqlite) {
-    SLUICE_ASSIGN_OR_RETURN(conn,
-                            open_sqlite_connection(target_, library_.get(), checkpointer_.get()));
+    SLUICE_ASSIGN_OR_RETURN(conn, open_sqlite_connection(target_, library_.get(),
+                                                         checkpointer_.get(), payloads_.get()));
   } else {
     SLUICE_ASSIGN_OR_RETURN(conn, open_pg_connection(target_, library_.get(), origin_));
   }

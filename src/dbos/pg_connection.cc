@@ -155,7 +155,8 @@ class PgConnection final : public Connection {
 
   Status query(std::string_view sql, std::span<const Value> params, QueryResult* out) override {
     SLUICE_ASSIGN_OR_RETURN(const std::string* name, prepare(std::string(sql)));
-    return exec_prepared(*name, params, out);
+    return exec_prepared(
+        *name, params.size(), [&](size_t i) -> const Value& { return params[i]; }, out);
   }
 
   Status execute_script(std::string_view sql) override {
@@ -181,11 +182,10 @@ class PgConnection final : public Connection {
       sql += ")";
       it = call_sql_.emplace(call_key_, std::move(sql)).first;
     }
-    params_.clear();
-    for (const Arg& a : args) {
-      params_.push_back(a.value);
-    }
-    return query(it->second, params_, out);
+    // The inputs are passed where they are: a batch's payload is not copied on the way.
+    SLUICE_ASSIGN_OR_RETURN(const std::string* name, prepare(it->second));
+    return exec_prepared(
+        *name, args.size(), [&](size_t i) -> const Value& { return args[i].value; }, out);
   }
 
   // BEGIN travels with the transaction's first statement, in one pipeline (exec_prepared): a
@@ -411,14 +411,15 @@ class PgConnection final : public Connection {
     return &prepared_.emplace(sql, std::move(name)).first->second;
   }
 
-  Status exec_prepared(const std::string& name, std::span<const Value> params, QueryResult* out) {
-    const size_t n = params.size();
+  // `param(i)`: the i-th parameter's value, for i < n.
+  template <typename Param>
+  Status exec_prepared(const std::string& name, size_t n, Param&& param, QueryResult* out) {
     texts_.resize(n);
     values_.resize(n);
     lengths_.resize(n);
     formats_.resize(n);
     for (size_t i = 0; i < n; ++i) {
-      const Value& v = params[i];
+      const Value& v = param(i);
       formats_[i] = 0;
       switch (v.index()) {
         case 0:
@@ -524,7 +525,6 @@ class PgConnection final : public Connection {
   std::unordered_map<std::string, std::string> call_sql_;
   std::set<std::string> channels_;
   std::string call_key_;
-  std::vector<Value> params_;
   std::vector<std::string> texts_;
   std::vector<const char*> values_;
   std::vector<int> lengths_;

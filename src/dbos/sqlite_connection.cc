@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
 #include "dbos/checkpointer.h"
 #include "dbos/connection.h"
+#include "dbos/payload_log.h"
 #include "sluice/common/knobs.h"
 
 namespace sluice::dbos {
@@ -89,8 +91,10 @@ struct CachedStatement {
 class SqliteConnection final : public Connection {
  public:
   SqliteConnection(sqlite3* db, const SqlLibrary* library, std::string path,
-                   Checkpointer* checkpointer)
-      : db_(db), library_(library), path_(std::move(path)), checkpointer_(checkpointer) {}
+                   Checkpointer* checkpointer, PayloadLog* payloads)
+      : db_(db), library_(library), path_(std::move(path)), checkpointer_(checkpointer) {
+    spill_.log = payloads;
+  }
   ~SqliteConnection() override {
     for (auto& [_, s] : cache_) {
       sqlite3_finalize(s.stmt);
@@ -119,6 +123,12 @@ class SqliteConnection final : public Connection {
     if (checkpointer_ != nullptr) {
       sqlite3_wal_hook(db_, &SqliteConnection::on_wal_commit, this);  // replaces autocheckpoint
     }
+    if (spill_.log != nullptr) {
+      SLUICE_RETURN_IF_ERROR(install_payload_functions(db_, &spill_));
+      sync_payloads_ = kSynchronous.get() == "full";
+      sqlite3_commit_hook(db_, &SqliteConnection::on_commit, this);
+      sqlite3_rollback_hook(db_, &SqliteConnection::on_rollback, this);
+    }
     return {};
   }
 
@@ -132,7 +142,9 @@ class SqliteConnection final : public Connection {
     for (int i = 0; i < n; ++i) {
       SLUICE_RETURN_IF_ERROR(bind(stmt, i + 1, params[static_cast<size_t>(i)]));
     }
-    return step_all(stmt, out, nullptr);
+    Status s = step_all(stmt, out, nullptr);
+    reclaim_payloads_if_due();
+    return s;
   }
 
   Status execute_script(std::string_view sql) override {
@@ -154,16 +166,16 @@ class SqliteConnection final : public Connection {
       sqlite3_finalize(stmt);
       SLUICE_RETURN_IF_ERROR(s);
     }
+    reclaim_payloads_if_due();
     return {};
   }
 
   Status call(std::string_view procedure, std::span<const Arg> args, QueryResult* out) override {
     SLUICE_ASSIGN_OR_RETURN(std::vector<CachedStatement> * steps, procedure_statements(procedure));
-    // Variables: the inputs, then the columns of each statement's first row.
+    // Variables: the inputs (by reference: a batch's payload is not copied), and the columns of
+    // each statement's first row, which take the place of an input of the same name.
     vars_.clear();
-    for (const Arg& a : args) {
-      vars_.emplace_back(std::string(a.name), a.value);
-    }
+    args_ = args;
     // The result is the rows of the last statement that yields columns (a SELECT, or a write
     // with RETURNING); the first row of each such statement also becomes variables.
     out->columns.clear();
@@ -189,6 +201,7 @@ class SqliteConnection final : public Connection {
         }
       }
     }
+    reclaim_payloads_if_due();
     return {};
   }
 
@@ -198,7 +211,7 @@ class SqliteConnection final : public Connection {
   }
   Status commit() override {
     QueryResult r;
-    return query("COMMIT", {}, &r);
+    return query("COMMIT", {}, &r);  // reclaims payload segments after it, when due
   }
   Status rollback() override {
     if (sqlite3_get_autocommit(db_) != 0) {
@@ -216,6 +229,39 @@ class SqliteConnection final : public Connection {
   }
 
  private:
+  // Before each commit: with synchronous = full the payloads the transaction wrote reach the disk
+  // before the rows that refer to them. A failed sync turns the commit into a rollback.
+  static int on_commit(void* self) {
+    auto* c = static_cast<SqliteConnection*>(self);
+    int veto = 0;
+    if (c->sync_payloads_ && !c->spill_.written.empty()) {
+      veto = c->spill_.log->sync(c->spill_.written).is_ok() ? 0 : 1;
+    }
+    c->spill_.written.clear();
+    return veto;
+  }
+  static void on_rollback(void* self) {
+    static_cast<SqliteConnection*>(self)->spill_.written.clear();
+  }
+
+  // Once the transaction that closed a segment of the payload log has ended, every writer into
+  // that segment and the ones before it has: those no row refers to any more are deleted. Runs
+  // outside any transaction, on a fresh snapshot; a failure leaves the files for the next time.
+  void reclaim_payloads_if_due() {
+    if (spill_.reclaim_limit < 0 || reclaiming_ || sqlite3_get_autocommit(db_) == 0) {
+      return;
+    }
+    reclaiming_ = true;
+    QueryResult live;
+    if (query(PayloadLog::kLiveSegmentsSql, {}, &live).is_ok() &&
+        spill_.log
+            ->reclaim(static_cast<uint32_t>(spill_.reclaim_limit), PayloadLog::live_segments(live))
+            .is_ok()) {
+      spill_.reclaim_limit = -1;
+    }
+    reclaiming_ = false;
+  }
+
   // After each commit in WAL mode, in place of SQLite's autocheckpoint.
   static int on_wal_commit(void* self, sqlite3* db, const char* /*schema*/, int frames) {
     auto* c = static_cast<SqliteConnection*>(self);
@@ -263,6 +309,11 @@ class SqliteConnection final : public Connection {
     for (const auto& [n, v] : vars_) {
       if (n == name) {
         return &v;
+      }
+    }
+    for (const Arg& a : args_) {
+      if (a.name == name) {
+        return &a.value;
       }
     }
     return nullptr;
@@ -453,9 +504,13 @@ class SqliteConnection final : public Connection {
   const SqlLibrary* library_;
   std::string path_;
   Checkpointer* checkpointer_;  // background checkpoints, or null
+  PayloadLogSession spill_;     // its log is null without one
+  bool sync_payloads_ = false;
+  bool reclaiming_ = false;
   std::unordered_map<std::string, CachedStatement> cache_;
   std::unordered_map<std::string, std::vector<CachedStatement>> procedures_;
-  std::vector<std::pair<std::string, Value>> vars_;
+  std::vector<std::pair<std::string, Value>> vars_;  // the columns of first rows
+  std::span<const Arg> args_;                        // the inputs of the running call
   ErrorKind last_kind_ = ErrorKind::kNone;
   std::chrono::steady_clock::time_point busy_since_;
 };
@@ -473,7 +528,8 @@ Result<std::unique_ptr<Checkpointer>> start_sqlite_checkpointer(const std::strin
 
 Result<std::unique_ptr<Connection>> open_sqlite_connection(const std::string& path,
                                                            const SqlLibrary* library,
-                                                           Checkpointer* checkpointer) {
+                                                           Checkpointer* checkpointer,
+                                                           PayloadLog* payloads) {
   // No global memory statistics: they take a process-wide mutex on every allocation.
   static const bool configured = [] {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
@@ -489,7 +545,7 @@ Result<std::unique_ptr<Connection>> open_sqlite_connection(const std::string& pa
     return unavailable(fmt::format("cannot open SQLite database {}: {}", path, msg));
   }
   sqlite3_extended_result_codes(db, 1);
-  auto conn = std::make_unique<SqliteConnection>(db, library, path, checkpointer);
+  auto conn = std::make_unique<SqliteConnection>(db, library, path, checkpointer, payloads);
   SLUICE_RETURN_IF_ERROR(conn->configure().with_context(fmt::format("configuring {}", path)));
   return std::unique_ptr<Connection>(std::move(conn));
 }

@@ -134,6 +134,7 @@ class WakeTable;     // internal: futexes in a shared file, one per receiver slo
 class SqlLibrary;    // internal: the SQL files of the dialect
 class GroupCommit;   // internal: one commit for the concurrent SQLite transactions of a process
 class Checkpointer;  // internal: SQLite WAL checkpoints on a thread of their own
+class PayloadLog;    // internal: large SQLite IPC payloads in files beside the database
 class NotifyHub;     // internal: the process's one PostgreSQL LISTEN connection
 class Ipc;
 
@@ -164,6 +165,9 @@ class Database : public std::enable_shared_from_this<Database> {
   // this Database's sessions that start together commit together, on the process writer when
   // there is one. Null otherwise (PostgreSQL, or both knobs off).
   GroupCommit* group_commit() { return group_.get(); }
+  // SQLite: the log beside the file (<file>-payloads/) that keeps IPC payloads of at least
+  // dbos.sqlite.spill_bytes out of the rows. Null on PostgreSQL.
+  PayloadLog* payload_log() { return payloads_.get(); }
 
   const SqlLibrary& library() const { return *library_; }
 
@@ -182,6 +186,7 @@ class Database : public std::enable_shared_from_this<Database> {
   int schema_version_ = 0;
   std::vector<std::string> schedulers_;
   std::unique_ptr<WakeTable> wake_;
+  std::unique_ptr<PayloadLog> payloads_;  // SQLite; before the connections, which use it
   std::mutex hub_mu_;
   std::unique_ptr<NotifyHub> hub_;              // after wake_, so it stops before the table goes
   std::unique_ptr<Checkpointer> checkpointer_;  // SQLite, dbos.sqlite.checkpoint background

@@ -221,9 +221,9 @@ BEGIN
 END $$;
 
 -- Messages first_id, first_id + 1, … to one receiver in one call (one round trip for the
--- batch). The payloads are cut from one bytea by `pieces`, a JSON array of [offset from 1,
--- length]. All or nothing: a first id not above the pair's highest makes the whole batch a
--- duplicate, and nothing is written.
+-- batch). The payloads are cut from one bytea by `pieces`, a JSON array of integers,
+-- (offset from 1) << 32 | length. All or nothing: a first id not above the pair's highest makes
+-- the whole batch a duplicate, and nothing is written.
 CREATE OR REPLACE FUNCTION dbos_send_batch(sender_id bigint, receiver_id bigint, first_id bigint,
     data bytea, pieces jsonb, now_us bigint DEFAULT 0)
 RETURNS TABLE (out_outcome text) LANGUAGE plpgsql AS $$
@@ -249,7 +249,8 @@ BEGIN
   -- the rows go in, and take their seq, in the batch's order.
   INSERT INTO message (receiver_id, sender_id, message_id, data, sent_us)
   SELECT dbos_send_batch.receiver_id, dbos_send_batch.sender_id, first_id + e.pos - 1,
-         substring(dbos_send_batch.data FROM (e.elem->>0)::int FOR (e.elem->>1)::int), now_us
+         substring(dbos_send_batch.data FROM (e.elem::bigint >> 32)::int
+                   FOR (e.elem::bigint & 4294967295)::int), now_us
   FROM jsonb_array_elements(pieces) WITH ORDINALITY AS e(elem, pos) ORDER BY e.pos;
   IF dbos_others_listen() THEN
     PERFORM pg_notify('dbos_rx_' || dbos_send_batch.receiver_id::text,

@@ -66,8 +66,12 @@ SELECT :sender_id, :receiver_id, :message_id WHERE :receiver_known AND :sender_k
 ON CONFLICT (sender_id, receiver_id) DO UPDATE SET last_sent_id = excluded.last_sent_id
 WHERE excluded.last_sent_id > Channel.last_sent_id
 RETURNING 1 AS fresh;
-INSERT INTO Message (receiver_id, seq, sender_id, message_id, data, sent_us)
-SELECT :receiver_id, :last_seq + 1, :sender_id, :message_id, :data, :now_us WHERE :fresh;
+-- A large payload goes to the payload log (dbos_spill answers NULL for a small one).
+INSERT INTO Message (receiver_id, seq, sender_id, message_id, data, spill, sent_us)
+SELECT :receiver_id, :last_seq + 1, :sender_id, :message_id,
+       iif(length(:data) >= dbos_spill_min(), X'', :data),
+       CASE WHEN length(:data) >= dbos_spill_min() THEN dbos_spill(:data) END, :now_us
+WHERE :fresh;
 SELECT CASE WHEN :receiver_known IS NULL THEN 'unknown receiver'
             WHEN :sender_known IS NULL THEN 'unknown sender'
             WHEN :fresh IS NULL THEN 'duplicate'
@@ -75,8 +79,9 @@ SELECT CASE WHEN :receiver_known IS NULL THEN 'unknown receiver'
 
 -- name: send_batch
 -- Messages first_id, first_id + 1, … to one receiver in one call. The payloads are cut from one
--- blob by :pieces, a JSON array of [offset from 1, length]. All or nothing: a first id not above
--- the pair's highest makes the whole batch a duplicate, and nothing is written.
+-- blob by :pieces, a JSON array of integers, (offset from 1) << 32 | length. All or nothing: a
+-- first id not above the pair's highest makes the whole batch a duplicate, and nothing is
+-- written.
 SELECT (SELECT 1 FROM Endpoint WHERE endpoint_id = :receiver_id) AS receiver_known,
        (SELECT 1 FROM Endpoint WHERE endpoint_id = :sender_id) AS sender_known,
        coalesce((SELECT last_sent_id >= :first_id FROM Channel
@@ -88,9 +93,13 @@ INSERT INTO Channel (sender_id, receiver_id, last_sent_id)
 SELECT :sender_id, :receiver_id, :first_id + :n - 1
 WHERE :receiver_known AND :sender_known AND NOT :stale
 ON CONFLICT (sender_id, receiver_id) DO UPDATE SET last_sent_id = excluded.last_sent_id;
-INSERT INTO Message (receiver_id, seq, sender_id, message_id, data, sent_us)
+INSERT INTO Message (receiver_id, seq, sender_id, message_id, data, spill, sent_us)
 SELECT :receiver_id, :last_seq + 1 + p.key, :sender_id, :first_id + p.key,
-       substr(:data, json_extract(p.value, '$[0]'), json_extract(p.value, '$[1]')), :now_us
+       CASE WHEN (p.value & 4294967295) >= dbos_spill_min() THEN X''
+            ELSE substr(:data, p.value >> 32, p.value & 4294967295) END,
+       CASE WHEN (p.value & 4294967295) >= dbos_spill_min()
+            THEN dbos_spill(substr(:data, p.value >> 32, p.value & 4294967295)) END,
+       :now_us
 FROM json_each(:pieces) AS p
 WHERE :receiver_known AND :sender_known AND NOT :stale
 ORDER BY p.key;
@@ -121,12 +130,16 @@ FROM json_each(:targets) AS t
 WHERE :sender_known AND :unknown_receiver IS NULL AND :stale_receiver IS NULL
 ON CONFLICT (sender_id, receiver_id) DO UPDATE
 SET last_sent_id = max(last_sent_id, excluded.last_sent_id);
-INSERT INTO Message (receiver_id, seq, sender_id, message_id, data, sent_us)
+-- A large payload is written to the payload log once, and every receiver's row refers to it.
+WITH s AS MATERIALIZED (
+  SELECT dbos_spill(:data) AS ref
+  WHERE :sender_known AND :unknown_receiver IS NULL AND :stale_receiver IS NULL)
+INSERT INTO Message (receiver_id, seq, sender_id, message_id, data, spill, sent_us)
 SELECT json_extract(t.value, '$[0]'),
        coalesce((SELECT m.seq FROM Message AS m WHERE m.receiver_id = json_extract(t.value, '$[0]')
                  ORDER BY m.seq DESC LIMIT 1), 0) + 1 + coalesce(json_extract(t.value, '$[2]'), 0),
-       :sender_id, json_extract(t.value, '$[1]'), :data, :now_us
-FROM json_each(:targets) AS t
+       :sender_id, json_extract(t.value, '$[1]'), iif(s.ref IS NULL, :data, X''), s.ref, :now_us
+FROM json_each(:targets) AS t, s
 WHERE :sender_known AND :unknown_receiver IS NULL AND :stale_receiver IS NULL
 ORDER BY t.key;
 SELECT CASE WHEN :sender_known IS NULL THEN 'unknown sender'
@@ -141,7 +154,8 @@ SELECT EXISTS (SELECT 1 FROM Message WHERE receiver_id = :receiver_id) AS any;
 -- name: recv
 -- The receiver's oldest messages, deleted as they are taken (exactly once). Read, then delete up
 -- to the last one read: inside the write transaction no older row can appear.
-SELECT seq, sender_id, message_id, data, max(seq) OVER () AS upto
-FROM (SELECT seq, sender_id, message_id, data FROM Message WHERE receiver_id = :receiver_id
+SELECT seq, sender_id, message_id, iif(spill IS NULL, data, dbos_payload(spill)) AS data,
+       max(seq) OVER () AS upto
+FROM (SELECT seq, sender_id, message_id, data, spill FROM Message WHERE receiver_id = :receiver_id
       ORDER BY seq LIMIT :max_count);
 DELETE FROM Message WHERE receiver_id = :receiver_id AND seq <= :upto;

@@ -137,9 +137,6 @@ Result<std::unique_ptr<PayloadLog>> PayloadLog::open(const std::string& dir, int
 }
 
 PayloadLog::~PayloadLog() {
-  for (auto& [_, fd] : fds_) {
-    ::close(fd);
-  }
   ::munmap(header_, kHeaderFileBytes);
   ::close(head_fd_);
 }
@@ -148,10 +145,15 @@ std::string PayloadLog::segment_path(uint32_t segment) const {
   return fmt::format("{}/seg-{:08x}", dir_, segment);
 }
 
-Result<int> PayloadLog::segment_fd(uint32_t segment, bool create) {
+PayloadLog::SegmentFile::~SegmentFile() {
+  ::close(fd);
+}
+
+Result<std::shared_ptr<PayloadLog::SegmentFile>> PayloadLog::segment_file(uint32_t segment,
+                                                                          bool create) {
   std::lock_guard lock(mu_);
-  auto it = fds_.find(segment);
-  if (it != fds_.end()) {
+  auto it = files_.find(segment);
+  if (it != files_.end()) {
     return it->second;
   }
   const std::string path = segment_path(segment);
@@ -159,13 +161,13 @@ Result<int> PayloadLog::segment_fd(uint32_t segment, bool create) {
   if (fd < 0) {
     return errno_status(errno, fmt::format("cannot open the payload segment {}", path));
   }
+  auto file = std::make_shared<SegmentFile>(fd);
   // A process keeps few segments open: the head and the ones its receivers still read.
-  if (fds_.size() >= 16) {
-    ::close(fds_.begin()->second);
-    fds_.erase(fds_.begin());
+  if (files_.size() >= 16) {
+    files_.erase(files_.begin());
   }
-  fds_.emplace(segment, fd);
-  return fd;
+  files_.emplace(segment, file);
+  return file;
 }
 
 uint32_t PayloadLog::head_segment() const {
@@ -189,7 +191,8 @@ Result<PayloadLog::Ref> PayloadLog::append(std::string_view bytes, int64_t* roll
     ++segment;
     offset = 0;
   }
-  SLUICE_ASSIGN_OR_RETURN(int fd, segment_fd(segment, true));
+  SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<SegmentFile> file, segment_file(segment, true));
+  const int fd = file->fd;
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n =
@@ -226,14 +229,15 @@ Status PayloadLog::read(const Ref& ref, char* out) {
         "delete the message with `sluice sql` to go on",
         ref.length, ref.offset, segment_path(ref.segment), why));
   };
-  Result<int> fd = segment_fd(ref.segment, false);
-  if (!fd.is_ok()) {
-    return lost(fd.status().message());
+  Result<std::shared_ptr<SegmentFile>> file = segment_file(ref.segment, false);
+  if (!file.is_ok()) {
+    return lost(file.status().message());
   }
+  const int fd = (*file)->fd;
   size_t done = 0;
   while (done < ref.length) {
     const ssize_t n =
-        ::pread(*fd, out + done, ref.length - done, static_cast<off_t>(ref.offset + done));
+        ::pread(fd, out + done, ref.length - done, static_cast<off_t>(ref.offset + done));
     if (n < 0 && errno == EINTR) {
       continue;
     }
@@ -254,8 +258,8 @@ Status PayloadLog::read(const Ref& ref, char* out) {
 
 Status PayloadLog::sync(const std::set<uint32_t>& segments) {
   for (uint32_t s : segments) {
-    SLUICE_ASSIGN_OR_RETURN(int fd, segment_fd(s, false));
-    if (::fdatasync(fd) != 0) {
+    SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<SegmentFile> file, segment_file(s, false));
+    if (::fdatasync(file->fd) != 0) {
       return errno_status(errno, fmt::format("cannot sync {}", segment_path(s)));
     }
   }
@@ -277,11 +281,7 @@ Status PayloadLog::reclaim(uint32_t limit, const std::set<uint32_t>& live) {
     }
     {
       std::lock_guard lock(mu_);
-      auto it = fds_.find(s);
-      if (it != fds_.end()) {
-        ::close(it->second);
-        fds_.erase(it);
-      }
+      files_.erase(s);
     }
     const std::string path = segment_path(s);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {

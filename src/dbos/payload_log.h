@@ -94,7 +94,17 @@ class PayloadLog {
         segment_bytes_(segment_bytes),
         head_fd_(head_fd),
         header_(header) {}
-  Result<int> segment_fd(uint32_t segment, bool create);
+  // An open segment file, closed when its last user lets go: a reader keeps its descriptor
+  // while the cache drops it (another thread's open, a reclaim), so the number is never reused
+  // under a pread.
+  struct SegmentFile {
+    explicit SegmentFile(int f) : fd(f) {}
+    ~SegmentFile();
+    SegmentFile(const SegmentFile&) = delete;
+    SegmentFile& operator=(const SegmentFile&) = delete;
+    const int fd;
+  };
+  Result<std::shared_ptr<SegmentFile>> segment_file(uint32_t segment, bool create);
   std::string segment_path(uint32_t segment) const;
 
   const std::string dir_;
@@ -103,7 +113,7 @@ class PayloadLog {
   const int head_fd_;
   Header* const header_;  // mapped shared
   mutable std::mutex mu_;
-  std::map<uint32_t, int> fds_;  // under mu_
+  std::map<uint32_t, std::shared_ptr<SegmentFile>> files_;  // under mu_
 };
 
 // What one SQLite connection keeps for the log's SQL functions: the log, the segments its open

@@ -7,9 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <thread>
 
 #include "sluice/common/knobs.h"
 #include "sluice/dbos/database.h"
@@ -178,6 +180,38 @@ TEST_F(PayloadLogTest, AReopenedLogGoesOnAtItsHeadAndALostHeadStartsPastEverySeg
   std::string got;
   ASSERT_TRUE(log->read(first, &got).is_ok());
   EXPECT_EQ(got, pattern(30 << 10, 2));
+}
+
+// More segments than a process keeps open, read by several threads at once: a descriptor one
+// thread reads through stays open while another thread's open drops it from the cache.
+TEST_F(PayloadLogTest, ThreadsReadingManySegmentsAtOnceAlwaysGetTheirBytes) {
+  auto log = open_log(1, 4096);
+  ASSERT_NE(log, nullptr);
+  std::vector<PayloadLog::Ref> refs;
+  for (int i = 0; i < 64; ++i) {
+    int64_t rolled = -1;
+    auto r = log->append(pattern(3000, i), &rolled);  // one segment each
+    ASSERT_TRUE(r.is_ok());
+    refs.push_back(*r);
+  }
+  ASSERT_EQ(log->segments().size(), 64u);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      std::string got;
+      for (int k = 0; k < 3000; ++k) {
+        const size_t i = static_cast<size_t>((k * 7 + t * 13) % 64);
+        if (!log->read(refs[i], &got).is_ok() || got != pattern(3000, static_cast<int>(i))) {
+          failures.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& r : readers) {
+    r.join();
+  }
+  EXPECT_EQ(failures.load(), 0);
 }
 
 TEST_F(PayloadLogTest, ReclaimDeletesOnlyUnreferencedSegmentsBelowItsLimit) {

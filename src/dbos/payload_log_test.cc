@@ -434,6 +434,28 @@ TEST_F(PayloadLogDatabaseTest, ALostPayloadFailsTheTakeLoudlyAndLeavesTheMessage
   EXPECT_EQ((*got)[0].data, pattern(4096, 2));
 }
 
+// With synchronous = full each commit first syncs the segments its transaction wrote.
+TEST_F(PayloadLogDatabaseTest, FullSyncCommitsSendsBatchesAndMulticastsWhole) {
+  ASSERT_TRUE(KnobRegistry::global().set("dbos.sqlite.synchronous", "full").is_ok());
+  open_db();
+  Ipc ipc(*session_);
+  ASSERT_TRUE(ipc.create_endpoint(1).is_ok());
+  ASSERT_TRUE(ipc.create_endpoint(2).is_ok());
+  ASSERT_TRUE(ipc.send(1, 2, pattern(8192, 1)).is_ok());
+  std::vector<std::string> batch = {pattern(2000, 2), pattern(3000, 3)};
+  ASSERT_TRUE(ipc.send_batch(1, 2, batch).is_ok());
+  const int64_t both[] = {1, 2};
+  ASSERT_TRUE(ipc.multicast(1, both, pattern(5000, 4)).is_ok());
+  auto got = ipc.try_recv(2, 10);
+  ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+  ASSERT_EQ(got->size(), 4u);
+  EXPECT_EQ((*got)[0].data, pattern(8192, 1));
+  EXPECT_EQ((*got)[1].data, pattern(2000, 2));
+  EXPECT_EQ((*got)[2].data, pattern(3000, 3));
+  EXPECT_EQ((*got)[3].data, pattern(5000, 4));
+  EXPECT_EQ(scalar("SELECT count(*) FROM Message WHERE spill IS NOT NULL"), 1);  // receiver 1's
+}
+
 TEST_F(PayloadLogDatabaseTest, SpillingOutsideAWriteIsRefusedAndTheKnobAtZeroKeepsPayloadsInRows) {
   open_db();
   auto r = session_->query("SELECT dbos_spill(zeroblob(4096))");

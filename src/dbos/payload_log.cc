@@ -327,12 +327,24 @@ void result_status(sqlite3_context* ctx, const Status& s) {
   sqlite3_result_error(ctx, msg.c_str(), static_cast<int>(msg.size()));
 }
 
-Result<PayloadLog::Ref> ref_arg(sqlite3_value* v) {
-  if (sqlite3_value_type(v) != SQLITE_BLOB) {
-    return invalid_argument("a payload reference is a blob");
+// The reference in `v` into `ref`; false when the result is already set (NULL for a NULL
+// reference, an error for a malformed one).
+bool ref_arg(sqlite3_context* ctx, sqlite3_value* v, PayloadLog::Ref* ref) {
+  if (sqlite3_value_type(v) == SQLITE_NULL) {
+    sqlite3_result_null(ctx);
+    return false;
   }
-  return PayloadLog::decode(std::string_view(static_cast<const char*>(sqlite3_value_blob(v)),
-                                             static_cast<size_t>(sqlite3_value_bytes(v))));
+  Result<PayloadLog::Ref> r =
+      sqlite3_value_type(v) != SQLITE_BLOB
+          ? Result<PayloadLog::Ref>(invalid_argument("a payload reference is a blob"))
+          : PayloadLog::decode(std::string_view(static_cast<const char*>(sqlite3_value_blob(v)),
+                                                static_cast<size_t>(sqlite3_value_bytes(v))));
+  if (!r.is_ok()) {
+    result_status(ctx, r.status());
+    return false;
+  }
+  *ref = *r;
+  return true;
 }
 
 void fn_spill(sqlite3_context* ctx, int /*argc*/, sqlite3_value** argv) {
@@ -385,22 +397,17 @@ void fn_spill_min(sqlite3_context* ctx, int /*argc*/, sqlite3_value** /*argv*/) 
 }
 
 void fn_payload(sqlite3_context* ctx, int /*argc*/, sqlite3_value** argv) {
-  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
-    sqlite3_result_null(ctx);
-    return;
-  }
-  Result<PayloadLog::Ref> ref = ref_arg(argv[0]);
-  if (!ref.is_ok()) {
-    result_status(ctx, ref.status());
+  PayloadLog::Ref ref;
+  if (!ref_arg(ctx, argv[0], &ref)) {
     return;
   }
   // Read straight into memory SQLite takes over: no copy of the payload on the way.
-  auto* bytes = static_cast<char*>(sqlite3_malloc64(std::max<uint64_t>(ref->length, 1)));
+  auto* bytes = static_cast<char*>(sqlite3_malloc64(std::max<uint64_t>(ref.length, 1)));
   if (bytes == nullptr) {
     sqlite3_result_error_nomem(ctx);
     return;
   }
-  Status st = session_of(ctx)->log->read(*ref, bytes);
+  Status st = session_of(ctx)->log->read(ref, bytes);
   if (!st.is_ok()) {
     sqlite3_free(bytes);
     result_status(ctx, st);
@@ -409,22 +416,16 @@ void fn_payload(sqlite3_context* ctx, int /*argc*/, sqlite3_value** argv) {
     }
     return;
   }
-  sqlite3_result_blob64(ctx, bytes, ref->length, sqlite3_free);
+  sqlite3_result_blob64(ctx, bytes, ref.length, sqlite3_free);
 }
 
 // dbos_spill_length and dbos_spill_segment: one field of a reference.
 template <uint32_t PayloadLog::Ref::*Field>
 void fn_ref_field(sqlite3_context* ctx, int /*argc*/, sqlite3_value** argv) {
-  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
-    sqlite3_result_null(ctx);
-    return;
+  PayloadLog::Ref ref;
+  if (ref_arg(ctx, argv[0], &ref)) {
+    sqlite3_result_int64(ctx, ref.*Field);
   }
-  Result<PayloadLog::Ref> ref = ref_arg(argv[0]);
-  if (!ref.is_ok()) {
-    result_status(ctx, ref.status());
-    return;
-  }
-  sqlite3_result_int64(ctx, (*ref).*Field);
 }
 
 }  // namespace

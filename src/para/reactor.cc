@@ -43,6 +43,24 @@ constexpr uint64_t kFdCancelTag = uint64_t{0xfc} << 56;
 // first completed just then), so the sweep repeats while the pair is in flight — at most this
 // often per operation.
 constexpr int kMaxFdCancels = 64;
+// Entries of the ring's sparse buffer and file tables (registered on demand by its users).
+constexpr uint32_t kBufferTableSize = 1024;
+constexpr uint32_t kFileTableSize = 1024;
+
+// The first run of `n` free entries of `used`, marked used; or used.size() when there is none.
+uint32_t take_run(std::vector<bool>& used, uint32_t n) {
+  uint32_t run = 0;
+  for (uint32_t i = 0; i < used.size(); ++i) {
+    run = used[i] ? 0 : run + 1;
+    if (run == n) {
+      const uint32_t first = i + 1 - n;
+      for (uint32_t j = first; j <= i; ++j)
+        used[j] = true;
+      return first;
+    }
+  }
+  return static_cast<uint32_t>(used.size());
+}
 
 struct Detached {
   struct promise_type {
@@ -255,10 +273,17 @@ Status Reactor::setup() {
     return errno_status(-last_err, "io_uring_setup on core " + std::to_string(core_) +
                                        " (raise `ulimit -l`, or lower para.ring_depth)");
   }
+  // Sparse tables where the kernel has them, so that users of the ring (zicio channels) can
+  // register their own buffers and files later; the arena is buffer 0 either way.
   iovec iov{arena_->base(), arena_->size()};
+  ring_info_.buffer_table = io_uring_register_buffers_sparse(&ring_, kBufferTableSize) == 0;
+  if (ring_info_.buffer_table)
+    buffer_used_.assign(kBufferTableSize, false);
   if (arena_->size() <= (size_t{1} << 30)) {
-    const int rc = io_uring_register_buffers(&ring_, &iov, 1);
-    if (rc == 0) {
+    const int rc = ring_info_.buffer_table
+                       ? io_uring_register_buffers_update_tag(&ring_, 0, &iov, nullptr, 1)
+                       : io_uring_register_buffers(&ring_, &iov, 1);
+    if (rc >= 0) {
       ring_info_.registered_buffers = true;
     } else {
       SLUICE_LOG(info,
@@ -266,6 +291,11 @@ Status Reactor::setup() {
                  core_, std::strerror(-rc));
     }
   }
+  if (ring_info_.buffer_table)
+    buffer_used_[0] = true;  // the arena's, registered or not
+  ring_info_.file_table = io_uring_register_files_sparse(&ring_, kFileTableSize) == 0;
+  if (ring_info_.file_table)
+    file_used_.assign(kFileTableSize, false);
   ring_info_.registered_ring_fd = io_uring_register_ring_fd(&ring_) == 1;
 
   // OQueue handles belong to this thread.
@@ -436,6 +466,57 @@ std::pair<io_uring_sqe*, io_uring_sqe*> Reactor::get_sqe_pair() {
   return {a, b};
 }
 
+Result<uint32_t> Reactor::register_buffers(const iovec* iov, uint32_t n) {
+  if (!ring_info_.buffer_table)
+    return unimplemented("this kernel's io_uring has no sparse buffer table (5.19+)");
+  const uint32_t first = take_run(buffer_used_, n);
+  if (first == buffer_used_.size())
+    return resource_exhausted("para core " + std::to_string(core_) + ": no " + std::to_string(n) +
+                              " free entries in the ring's buffer table");
+  const int rc = io_uring_register_buffers_update_tag(&ring_, first, iov, nullptr, n);
+  if (rc < 0) {
+    for (uint32_t i = first; i < first + n; ++i)
+      buffer_used_[i] = false;
+    return errno_status(
+        -rc, "registering buffers with para core " + std::to_string(core_) + "'s io_uring");
+  }
+  return first;
+}
+
+void Reactor::unregister_buffers(uint32_t first, uint32_t n) {
+  // A null iovec empties an entry.
+  const std::vector<iovec> empty(n, iovec{nullptr, 0});
+  const int rc = io_uring_register_buffers_update_tag(&ring_, first, empty.data(), nullptr, n);
+  SLUICE_ASSERT(rc >= 0, "emptying entries of the ring's buffer table failed");
+  for (uint32_t i = first; i < first + n; ++i)
+    buffer_used_[i] = false;
+}
+
+Result<uint32_t> Reactor::register_files(const int* fds, uint32_t n) {
+  if (!ring_info_.file_table)
+    return unimplemented("this kernel's io_uring has no sparse file table (5.19+)");
+  const uint32_t first = take_run(file_used_, n);
+  if (first == file_used_.size())
+    return resource_exhausted("para core " + std::to_string(core_) + ": no " + std::to_string(n) +
+                              " free entries in the ring's file table");
+  const int rc = io_uring_register_files_update(&ring_, first, fds, n);
+  if (rc < 0) {
+    for (uint32_t i = first; i < first + n; ++i)
+      file_used_[i] = false;
+    return errno_status(
+        -rc, "registering files with para core " + std::to_string(core_) + "'s io_uring");
+  }
+  return first;
+}
+
+void Reactor::unregister_files(uint32_t first, uint32_t n) {
+  std::vector<int> none(n, -1);
+  const int rc = io_uring_register_files_update(&ring_, first, none.data(), n);
+  SLUICE_ASSERT(rc >= 0, "emptying entries of the ring's file table failed");
+  for (uint32_t i = first; i < first + n; ++i)
+    file_used_[i] = false;
+}
+
 void Reactor::track(IoOp* op) {
   op->iprev = nullptr;
   op->inext = inflight_;
@@ -517,7 +598,10 @@ bool Reactor::reap() {
       ++stats_.io_completed;
       op->res = done[i].res;
       op->cqe_flags = done[i].flags;
-      op->waiter.resume();
+      if (op->on_complete != nullptr)
+        op->on_complete(op);
+      else
+        op->waiter.resume();
     }
     any = true;
   }

@@ -8,7 +8,6 @@
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <linux/stat.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
@@ -783,9 +782,12 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
         c.inflight.load(std::memory_order_acquire) == 0)
       return Outcome::kFailed;
     // A worker task on the hosting reactor is resumed by the loop's next pass; while reads are
-    // in flight a completion brings that pass, so it needs no eventfd write (a system call).
-    if (!awaiting_worker_ || inflight_count_ == 0)
+    // in flight a completion brings that pass, and otherwise it resumes the loop itself: no
+    // eventfd write (a system call) either way.
+    if (!awaiting_worker_)
       kick_control();
+    else if (inflight_count_ == 0 && loop_waiter_)
+      host_->schedule(std::exchange(loop_waiter_, {}));
     return Outcome::kNotReady;
   }
 
@@ -993,6 +995,7 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
       std::lock_guard<std::mutex> lock(host_mu_);
       hosted_running_ = true;
     }
+    host_ = &rt.reactor(*rt.index_of(opt_.control_core));
     para::Reactor* here = para::this_reactor();
     if (here != nullptr && &here->runtime() == &rt && here->core() == opt_.control_core) {
       here->spawn(reactor_loop(shared_from_this()));
@@ -1288,6 +1291,8 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
     kick_fd_ = eventfd(0, EFD_CLOEXEC);
     if (kick_fd_ < 0)
       return errno_status(errno, "eventfd for the zicio control loop");
+    if (opt_.runtime != nullptr)
+      return Status::ok();  // the hosting reactor's ring; registered by the loop (host_register)
     // The reads of several chunks (a chunk of packed range pieces has up to 64, the bypass more),
     // the wake-up read and a timer.
     const unsigned depth = std::max(opt_.bypass ? 1024u : 2 * kMaxReadsPerChunk, n_ + 4);
@@ -1301,17 +1306,10 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
       for (uint32_t i = 0; i < n_; ++i)
         iov[i] = {buffers_.slot(i), kChunkSize};
       const int b = io_uring_register_buffers(&ring_, iov.data(), n_);
-      if (b == 0) {
+      if (b == 0)
         registered |= 1;
-      } else {
-        rlimit rl{};
-        getrlimit(RLIMIT_MEMLOCK, &rl);
-        notes_.push_back("cannot register the ring's buffers with io_uring (" +
-                         std::string(std::strerror(-b)) + "; RLIMIT_MEMLOCK " +
-                         std::to_string(rl.rlim_cur >> 10) + " KiB, ring " +
-                         std::to_string(buffers_.bytes >> 10) +
-                         " KiB): plain reads instead; raise `ulimit -l` to register them");
-      }
+      else
+        note_unregistered_buffers(errno_status(-b, "io_uring_register_buffers"));
       std::vector<int> fds;
       for (const FileInfo& f : files_)
         fds.push_back(f.fd);
@@ -1319,11 +1317,68 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
       if (r == 0)
         registered |= 2;
       else
-        notes_.push_back("cannot register files with io_uring (" + std::string(std::strerror(-r)) +
-                         "): plain descriptors instead");
+        note_unregistered_files(errno_status(-r, "io_uring_register_files"));
     }
     sb_.control().registered.store(registered, std::memory_order_relaxed);
     return Status::ok();
+  }
+
+  void note_unregistered_buffers(const Status& why) {
+    if (std::exchange(noted_unregistered_buffers_, true))
+      return;  // a loop restarted by notify_ranges says it once
+    rlimit rl{};
+    getrlimit(RLIMIT_MEMLOCK, &rl);
+    // The limit binds only below the ring's size and without CAP_IPC_LOCK (root has it).
+    const bool limited =
+        rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < buffers_.bytes && geteuid() != 0;
+    notes_.push_back("cannot register the ring's buffers with io_uring (" + why.message() +
+                     "; RLIMIT_MEMLOCK " + std::to_string(rl.rlim_cur >> 10) + " KiB, ring " +
+                     std::to_string(buffers_.bytes >> 10) + " KiB): plain reads instead" +
+                     (limited ? "; raise `ulimit -l` to register them" : ""));
+  }
+  void note_unregistered_files(const Status& why) {
+    if (std::exchange(noted_unregistered_files_, true))
+      return;
+    notes_.push_back("cannot register files with io_uring (" + why.message() +
+                     "): plain descriptors instead");
+  }
+
+  // Reactor host: the channel's buffers and files join the hosting reactor's tables, so its
+  // reads are READ_FIXED on registered files there, as on a ring of its own. On the reactor,
+  // before the loop's first pass; host_unregister after its last read.
+  void host_register() {
+    uint32_t registered = 0;
+    if (opt_.register_buffers) {
+      std::vector<iovec> iov(n_);
+      for (uint32_t i = 0; i < n_; ++i)
+        iov[i] = {buffers_.slot(i), kChunkSize};
+      Result<uint32_t> b = host_->register_buffers(iov.data(), n_);
+      if (b.is_ok()) {
+        buf_base_ = *b;
+        host_buffers_ = true;
+        registered |= 1;
+      } else {
+        note_unregistered_buffers(b.status());
+      }
+      std::vector<int> fds;
+      for (const FileInfo& f : files_)
+        fds.push_back(f.fd);
+      Result<uint32_t> f = host_->register_files(fds.data(), static_cast<uint32_t>(fds.size()));
+      if (f.is_ok()) {
+        file_base_ = *f;
+        host_files_ = true;
+        registered |= 2;
+      } else {
+        note_unregistered_files(f.status());
+      }
+    }
+    sb_.control().registered.store(registered, std::memory_order_relaxed);
+  }
+  void host_unregister() {
+    if (std::exchange(host_buffers_, false))
+      host_->unregister_buffers(buf_base_, n_);
+    if (std::exchange(host_files_, false))
+      host_->unregister_files(file_base_, static_cast<uint32_t>(files_.size()));
   }
 
   void fail(Status s) {
@@ -1356,15 +1411,78 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
     if (kick_armed_)
       return;
     kick_armed_ = true;
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    SLUICE_ASSERT(sqe != nullptr, "zicio control ring has no free entry for its wake-up read");
+    io_uring_sqe* sqe = ring_sqe();
     io_uring_prep_read(sqe, kick_fd_, &kick_buf_, sizeof kick_buf_, 0);
-    io_uring_sqe_set_data64(sqe, kKickTag);
+    tag_sqe(sqe, kKickTag);
   }
+
+  // The channel's requests go into its own ring (thread host) or the hosting reactor's (host_):
+  // there each is an IoOp whose completion the reactor hands to on_host_completion, and the
+  // reactor submits them with its own next system call.
+  struct HostOp : para::IoOp {
+    Impl* channel = nullptr;
+    uint64_t tag = 0;
+  };
+  struct Reaped {
+    uint64_t tag;
+    int32_t res;
+  };
+  io_uring_sqe* ring_sqe() {
+    if (host_ != nullptr)
+      return host_->get_sqe();
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) {
+      io_uring_submit(&ring_);
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    SLUICE_ASSERT(sqe != nullptr, "zicio control ring has no free entry after a submit");
+    return sqe;
+  }
+  // After the prep: the tag comes back with the completion.
+  void tag_sqe(io_uring_sqe* sqe, uint64_t tag) {
+    if (host_ == nullptr) {
+      io_uring_sqe_set_data64(sqe, tag);
+      return;
+    }
+    HostOp* op = nullptr;
+    if (tag == kKickTag) {
+      op = &kick_op_;
+    } else if (tag == kTimerTag) {
+      op = &timer_op_;
+    } else {
+      if (free_ops_.empty()) {
+        op_store_.push_back(std::make_unique<HostOp>());
+        free_ops_.push_back(op_store_.back().get());
+      }
+      op = free_ops_.back();
+      free_ops_.pop_back();
+      ++ops_out_;
+    }
+    op->channel = this;
+    op->tag = tag;
+    op->reactor = host_;
+    op->on_complete = &Impl::on_host_completion;
+    io_uring_sqe_set_data(sqe, op);
+    host_->track(op);
+  }
+  static void on_host_completion(para::IoOp* io) {
+    auto* op = static_cast<HostOp*>(io);
+    Impl* ch = op->channel;
+    ch->reaped_.push_back({op->tag, op->res});
+    if (op != &ch->kick_op_ && op != &ch->timer_op_) {
+      ch->free_ops_.push_back(op);
+      --ch->ops_out_;
+    }
+    if (ch->loop_waiter_)
+      ch->host_->schedule(std::exchange(ch->loop_waiter_, {}));
+  }
+  // A completion of the channel's ring or the host's, by tag. Returns nothing; reads update
+  // the in-flight counts.
+  void handle_completion(uint64_t tag, int32_t res, int64_t now);
 
   bool submit_read(uint64_t k, int64_t now);
   // Returns true when the read finished its chunk (every read of it completed).
-  bool complete_read(io_uring_cqe* cqe, int64_t now);
+  bool complete_read(uint64_t tag, int32_t res, int64_t now);
 
   ChannelOptions opt_;
   const TscClock& clock_;
@@ -1404,8 +1522,23 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
   bool teardown_pending_ = false;  // closed on the hosting reactor: the loop frees the rest
 
   // Control side (the loop's thread, plus open/close while it is not running).
-  io_uring ring_{};
+  io_uring ring_{};  // thread host only
   bool ring_ready_ = false;
+  para::Reactor* host_ = nullptr;  // reactor host: the reactor whose ring the reads use
+  uint32_t buf_base_ = 0;          // … and where the ring's buffers and files are in its tables
+  uint32_t file_base_ = 0;
+  bool host_buffers_ = false;  // entries of the host's tables to give back when the loop ends
+  bool host_files_ = false;
+  bool noted_unregistered_buffers_ = false;
+  bool noted_unregistered_files_ = false;
+  HostOp kick_op_;
+  HostOp timer_op_;
+  std::vector<std::unique_ptr<HostOp>> op_store_;  // reads' ops, reused
+  std::vector<HostOp*> free_ops_;
+  unsigned ops_out_ = 0;                   // reads' ops (and timer moves) in the host's ring
+  std::vector<Reaped> reaped_;             // completions since the last pass
+  std::coroutine_handle<> loop_waiter_{};  // the loop task, suspended between passes
+  unsigned host_entries_ = 0;              // the host ring's submission queue
   int kick_fd_ = -1;
   uint64_t kick_buf_ = 0;
   std::thread loop_;
@@ -1480,8 +1613,10 @@ bool Channel::Impl::submit_read(uint64_t k, int64_t now) {
     sqes += p.zero ? 0 : 1;
   // Room for them, a no-op (a chunk of holes) and the wake-up read; and no more entries in
   // flight than the completion queue holds (the wake-up read and a timer are in flight too).
-  if (io_uring_sq_space_left(&ring_) < sqes + 2 ||
-      inflight_sqes_ + sqes + 3 > ring_.cq.ring_entries)
+  // On a reactor's ring, which others share, at most its submission queue's size.
+  if (host_ == nullptr ? io_uring_sq_space_left(&ring_) < sqes + 2 ||
+                             inflight_sqes_ + sqes + 3 > ring_.cq.ring_entries
+                       : inflight_sqes_ > 0 && inflight_sqes_ + sqes + 2 > host_entries_)
     return false;
   const uint32_t reg = sb_.control().registered.load(std::memory_order_relaxed);
   const bool fixed_buffers = (reg & 1) != 0;
@@ -1495,28 +1630,27 @@ bool Channel::Impl::submit_read(uint64_t k, int64_t now) {
       in.bytes += p.length;
       continue;
     }
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    SLUICE_ASSERT(sqe != nullptr, "io_uring ran out of entries after checking for space");
+    io_uring_sqe* sqe = ring_sqe();
     const uint32_t file = plan_.read(c, p.read).file;
     int fd = files_[file].dev_fd;
     if (p.through_file)
-      fd = fixed_files ? static_cast<int>(file) : files_[file].fd;
+      fd = fixed_files ? static_cast<int>(file_base_ + file) : files_[file].fd;
     const auto len = static_cast<unsigned>(p.length);
     if (fixed_buffers)
-      io_uring_prep_read_fixed(sqe, fd, dst, len, p.physical, static_cast<int>(slot));
+      io_uring_prep_read_fixed(sqe, fd, dst, len, p.physical, static_cast<int>(buf_base_ + slot));
     else
       io_uring_prep_read(sqe, fd, dst, len, p.physical);
     if (p.through_file && fixed_files)
       sqe->flags |= IOSQE_FIXED_FILE;
-    io_uring_sqe_set_data64(sqe, p.through_file ? file_read_tag(slot, p.read)
-                                                : device_read_tag(slot, p.read, p.length));
+    tag_sqe(sqe,
+            p.through_file ? file_read_tag(slot, p.read) : device_read_tag(slot, p.read, p.length));
     ++in.pending;
   }
   if (in.pending == 0) {
     // Only holes: complete through the same path as a read, with a no-op.
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_sqe* sqe = ring_sqe();
     io_uring_prep_nop(sqe);
-    io_uring_sqe_set_data64(sqe, device_read_tag(slot, 0, 0));
+    tag_sqe(sqe, device_read_tag(slot, 0, 0));
     in.pending = 1;
   }
   inflight_[slot] = in;
@@ -1525,8 +1659,7 @@ bool Channel::Impl::submit_read(uint64_t k, int64_t now) {
   return true;
 }
 
-bool Channel::Impl::complete_read(io_uring_cqe* cqe, int64_t now) {
-  const uint64_t tag = io_uring_cqe_get_data64(cqe);
+bool Channel::Impl::complete_read(uint64_t tag, int32_t res, int64_t now) {
   const auto slot = static_cast<uint32_t>(tag & 0xffffffffu);
   const auto index = static_cast<uint32_t>((tag >> 32) & (kMaxReadsPerChunk - 1));
   Inflight& in = inflight_[slot];
@@ -1539,13 +1672,13 @@ bool Channel::Impl::complete_read(io_uring_cqe* cqe, int64_t now) {
       return;
     in.failure = f;
     in.failed_read = index;
-    in.error = cqe->res < 0 ? -cqe->res : 0;
-    in.short_got = cqe->res < 0 ? 0 : static_cast<uint64_t>(cqe->res);
+    in.error = res < 0 ? -res : 0;
+    in.short_got = res < 0 ? 0 : static_cast<uint64_t>(res);
   };
-  if (cqe->res < 0) {
+  if (res < 0) {
     failed_as(Inflight::Failure::kErrno);
   } else {
-    const auto got = static_cast<uint64_t>(cqe->res);
+    const auto got = static_cast<uint64_t>(res);
     in.bytes += got;
     if ((tag & kDeviceReadBit) != 0) {
       if (got < ((tag >> 38) & 0xffffff))
@@ -1635,9 +1768,9 @@ bool Channel::Impl::complete_read(io_uring_cqe* cqe, int64_t now) {
 // The control loop is a sequence of passes: each reaps completions (publishing buffers), recycles
 // buffers the worker returned and submits the reads whose release time has come, then says how
 // long its host may sleep. Its host is a thread of its own (thread_loop: it sleeps in
-// io_uring_wait_cqe_timeout) or a para reactor (reactor_loop: the reactor polls the channel's
-// ring and a timeout entry in that ring bounds the sleep). Either way the loop sleeps only
-// between passes, so it never spins a core for nothing.
+// io_uring_wait_cqe_timeout on the channel's ring) or a para reactor (reactor_loop: the reads
+// go into the reactor's ring, and a completion or a timeout entry there resumes the loop).
+// Either way the loop sleeps only between passes, so it never spins a core for nothing.
 void Channel::Impl::loop_begin() {
   io_producer_ = io_q_.attach_producer(oq::WaitPolicy::kSpin);
   pacer_ = detail::Pacer({.ema_shift = opt_.ema_shift,
@@ -1665,31 +1798,19 @@ Channel::Impl::LoopNext Channel::Impl::loop_pass(int64_t* timeout_ns) {
   const int64_t idle_poll_ns = std::chrono::nanoseconds(opt_.idle_poll).count();
   const int64_t now = clock_.now_ns();
   // 1. Completions: reads (publish their buffers), the wake-up eventfd, the timer.
-  {
+  if (host_ == nullptr) {
     io_uring_cqe* cqe = nullptr;
     unsigned head = 0;
     unsigned seen = 0;
     io_uring_for_each_cqe(&ring_, head, cqe) {
       ++seen;
-      const uint64_t tag = io_uring_cqe_get_data64(cqe);
-      if (tag == kKickTag) {
-        kick_armed_ = false;
-        continue;
-      }
-      if (tag == kTimerTag) {
-        timer_armed_ = false;
-        timer_due_ = INT64_MAX;
-        continue;
-      }
-      if (tag == kTimerUpdateTag)
-        continue;
-      const auto slot = static_cast<uint32_t>(tag & 0xffffffffu);
-      if (complete_read(cqe, now)) {
-        --inflight_count_;
-        inflight_bytes_ -= plan_.chunks[inflight_[slot].chunk].read_len;
-      }
+      handle_completion(io_uring_cqe_get_data64(cqe), cqe->res, now);
     }
     io_uring_cq_advance(&ring_, seen);
+  } else {
+    for (const Reaped& r : reaped_)
+      handle_completion(r.tag, r.res, now);
+    reaped_.clear();
   }
   resume_page_waiter();  // it runs after this pass, on this reactor
   // Finished as soon as the last chunk is published, before looking at a stop request: a
@@ -1765,7 +1886,8 @@ Channel::Impl::LoopNext Channel::Impl::loop_pass(int64_t* timeout_ns) {
     ++next_;
     m.next_chunk.store(next_, rlx);
   }
-  io_uring_submit(&ring_);
+  if (host_ == nullptr)
+    io_uring_submit(&ring_);  // a reactor submits with its next system call
   m.inflight.store(inflight_count_, std::memory_order_release);
   if (inflight_count_ > m.max_inflight_seen.load(rlx))
     m.max_inflight_seen.store(inflight_count_, rlx);
@@ -1792,6 +1914,25 @@ Channel::Impl::LoopNext Channel::Impl::loop_pass(int64_t* timeout_ns) {
     return LoopNext::kAgain;
   }
   return LoopNext::kSleep;
+}
+
+void Channel::Impl::handle_completion(uint64_t tag, int32_t res, int64_t now) {
+  if (tag == kKickTag) {
+    kick_armed_ = false;
+    return;
+  }
+  if (tag == kTimerTag) {
+    timer_armed_ = false;
+    timer_due_ = INT64_MAX;
+    return;
+  }
+  if (tag == kTimerUpdateTag)
+    return;
+  const auto slot = static_cast<uint32_t>(tag & 0xffffffffu);
+  if (complete_read(tag, res, now)) {
+    --inflight_count_;
+    inflight_bytes_ -= plan_.chunks[inflight_[slot].chunk].read_len;
+  }
 }
 
 void Channel::Impl::loop_woke() {
@@ -1850,36 +1991,42 @@ void Channel::Impl::thread_loop() {
   loop_end();
 }
 
-// The reactor polls the channel's ring (readable when it holds a completion); a timeout entry in
-// that ring turns a release time into a completion. At most one timer is pending: an earlier
-// release time moves it, a later one waits for it to fire.
+// Reactor host: the reads, the wake-up read and a timeout entry (a release time, or a worker
+// task's deadline) are all requests in the hosting reactor's ring, whose completions resume the
+// loop task. At most one timer is pending: an earlier release time moves it, a later one waits
+// for it to fire.
 void Channel::Impl::arm_timer(int64_t timeout_ns) {
   const int64_t due = clock_.now_ns() + timeout_ns;
   if (timer_armed_ && timer_due_ <= due)
     return;
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  if (sqe == nullptr) {
-    io_uring_submit(&ring_);
-    sqe = io_uring_get_sqe(&ring_);
-    SLUICE_ASSERT(sqe != nullptr, "zicio control ring has no free entry for its timer");
-  }
+  io_uring_sqe* sqe = ring_sqe();
   timer_ts_ = {.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
   if (timer_armed_) {
-    io_uring_prep_timeout_update(sqe, &timer_ts_, kTimerTag, 0);
-    io_uring_sqe_set_data64(sqe, kTimerUpdateTag);
+    io_uring_prep_timeout_update(sqe, &timer_ts_, reinterpret_cast<uint64_t>(&timer_op_), 0);
+    tag_sqe(sqe, kTimerUpdateTag);
   } else {
     io_uring_prep_timeout(sqe, &timer_ts_, 0, 0);
-    io_uring_sqe_set_data64(sqe, kTimerTag);
+    tag_sqe(sqe, kTimerTag);
     timer_armed_ = true;
   }
   timer_due_ = due;
-  io_uring_submit(&ring_);
 }
+
+namespace {
+// The loop task between passes: resumed by the next completion of one of its requests.
+struct LoopWait {
+  std::coroutine_handle<>* slot;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const noexcept { *slot = h; }
+  void await_resume() const noexcept {}
+};
+}  // namespace
 
 para::Task<void> Channel::Impl::reactor_loop(std::shared_ptr<Impl> self) {
   (void)self;
   detail::ControlMetrics& m = sb_.control();
-  const int ring_fd = ring_.ring_fd;
+  host_entries_ = host_->ring_info().entries;
+  host_register();
   // A pass never blocks, so its time on the TSC clock is its CPU time (but for preemption):
   // the thread's CPU clock would be two system calls per pass on the worker's own core.
   int64_t pass_start = clock_.now_ns();
@@ -1895,28 +2042,38 @@ para::Task<void> Channel::Impl::reactor_loop(std::shared_ptr<Impl> self) {
       arm_timer(timeout_ns);
     hosted_cpu_ns_ += static_cast<uint64_t>(clock_.now_ns() - pass_start);
     m.cpu_ns.store(hosted_cpu_ns_, std::memory_order_relaxed);
-    const int32_t res = co_await para::io(
-        [ring_fd](io_uring_sqe* sqe) { io_uring_prep_poll_add(sqe, ring_fd, POLLIN); });
+    if (reaped_.empty())
+      co_await LoopWait{&loop_waiter_};
     pass_start = clock_.now_ns();
     loop_woke();
-    if (res == -ECANCELED || (res < 0 && res != -EINTR)) {
-      // The runtime is stopping under the channel: fail it, wait here for the reads in flight
-      // (their buffers must not be reused while the device writes them), and end.
+    if (host_->stopping() && !stop_.load(std::memory_order_relaxed)) {
+      // The runtime is stopping under the channel (it cancelled the requests in flight): fail
+      // it, and let the passes wait for the reads in flight, whose buffers must not be reused
+      // while the device may still write them.
       if (!finished_)
         fail(cancelled("the para runtime hosting zicio channel '" + opt_.name +
                        "' stopped; the channel cannot read further"));
       stop_.store(true, std::memory_order_seq_cst);
-      for (;;) {
-        int64_t ignored = -1;
-        if (loop_pass(&ignored) == LoopNext::kExit)
-          break;
-        io_uring_cqe* cqe = nullptr;
-        __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 10000000};
-        (void)io_uring_wait_cqe_timeout(&ring_, &cqe, &ts);
-      }
-      break;
     }
   }
+  // The wake-up read, the timer and any move of it hold pointers into this Impl: take them out
+  // of the ring and wait for their completions (the reads have all come back).
+  if (kick_armed_) {
+    host_->cancel_op(&kick_op_);
+  }
+  if (timer_armed_) {
+    io_uring_sqe* sqe = ring_sqe();
+    io_uring_prep_timeout_remove(sqe, reinterpret_cast<uint64_t>(&timer_op_), 0);
+    io_uring_sqe_set_data64(sqe, 0);  // its own completion is ignored
+  }
+  while (kick_armed_ || timer_armed_ || ops_out_ > 0) {
+    if (reaped_.empty())
+      co_await LoopWait{&loop_waiter_};
+    for (const Reaped& r : reaped_)
+      handle_completion(r.tag, r.res, clock_.now_ns());
+    reaped_.clear();
+  }
+  host_unregister();
   hosted_cpu_ns_ += static_cast<uint64_t>(clock_.now_ns() - pass_start);
   m.cpu_ns.store(hosted_cpu_ns_, std::memory_order_relaxed);
   loop_end();

@@ -99,9 +99,13 @@ class IoOp : public Cancellable {
   int32_t res = 0;
   uint32_t cqe_flags = 0;
   Reactor* reactor = nullptr;
-  int cancel_fd = -1;     // ≥ 0: cancelling cancels every request on this fd (linked pairs)
-  int fd_cancels = 0;     // cancel-by-fd sweeps issued for this operation
-  bool device = false;    // a file read or write: completes soon, so the reactor polls for it
+  int cancel_fd = -1;   // ≥ 0: cancelling cancels every request on this fd (linked pairs)
+  int fd_cancels = 0;   // cancel-by-fd sweeps issued for this operation
+  bool device = false;  // a file read or write: completes soon, so the reactor polls for it
+  // Set instead of `waiter` by code that keeps many operations in flight without a coroutine
+  // frame each (a zicio channel's reads): called on the reactor with `res` and `cqe_flags`
+  // filled, after the operation left the in-flight list.
+  void (*on_complete)(IoOp*) = nullptr;
   IoOp* iprev = nullptr;  // the reactor's in-flight list
   IoOp* inext = nullptr;
 };
@@ -129,6 +133,10 @@ struct RingInfo {
   bool sqpoll = false;
   bool registered_buffers = false;  // the arena is registered: reads into it use READ_FIXED
   bool registered_ring_fd = false;
+  // The ring's buffer and file tables are sparse (kernel 5.19+), so register_buffers() and
+  // register_files() can add entries while the reactor runs.
+  bool buffer_table = false;
+  bool file_table = false;
   std::string describe() const;  // "256 entries, SINGLE_ISSUER+DEFER_TASKRUN, arena registered"
 };
 
@@ -182,6 +190,15 @@ class Reactor {
   bool arena_registered(const void* p, size_t n) const {
     return ring_info_.registered_buffers && arena_->contains(p, n);
   }
+  // Memory and files of a user of this ring that reads on it with READ_FIXED and
+  // IOSQE_FIXED_FILE (the arena is buffer 0). Each returns the index of the first of `n`
+  // consecutive entries, or an error (no sparse tables on this kernel, the table full, or the
+  // memory not pinnable under RLIMIT_MEMLOCK): the caller then uses plain reads. Call on this
+  // reactor; unregister what you registered once none of your reads is in flight.
+  Result<uint32_t> register_buffers(const iovec* iov, uint32_t n);
+  void unregister_buffers(uint32_t first, uint32_t n);
+  Result<uint32_t> register_files(const int* fds, uint32_t n);
+  void unregister_files(uint32_t first, uint32_t n);
   // Sends `item` to reactor `target` (an index); never blocks: a full queue parks the message
   // until the loop can deliver it.
   void post(uint32_t target, Message m);
@@ -229,6 +246,8 @@ class Reactor {
   int64_t spin_next_ns_ = 0;   // the idle spin the next stretch gets: spin_ns_ or 0
   int event_fd_ = -1;
   std::atomic<bool> sleeping_{false};
+  std::vector<bool> buffer_used_;  // entries of the sparse tables in use
+  std::vector<bool> file_used_;
   std::atomic<bool> stop_requested_{false};
   Status start_status_;
   std::atomic<bool> started_{false};

@@ -101,11 +101,12 @@ struct ChannelOptions {
   std::chrono::microseconds spin{20};       // get_page_wait spins this long before sleeping
   std::chrono::milliseconds idle_poll{50};  // the loop's longest sleep when waiting on the worker
   // Where the control loop runs. With `runtime`, it is a task of the para reactor serving
-  // `control_core` (the paper's KzicIO on a partition of its own): the reactor polls the
-  // channel's io_uring and runs one pass of the loop per completion, timer or wake-up, next to
-  // its other tasks. REQUIRES: the runtime outlives the channel; a runtime stopped under an open
-  // channel fails it (cancelled). Without `runtime`, the loop has a thread of its own, pinned to
-  // `control_core` when that is ≥ 0 (zicio.control_core).
+  // `control_core` (the paper's KzicIO on a partition of its own): the channel's reads go into
+  // that reactor's io_uring (its buffers and files join the ring's tables) and the loop runs a
+  // pass per completion, timer or wake-up, next to the reactor's other tasks. REQUIRES: the runtime
+  // outlives the channel; a runtime stopped under an open channel fails it (cancelled). Without
+  // `runtime`, the loop has a thread of its own, pinned to `control_core` when that is ≥ 0
+  // (zicio.control_core).
   para::Runtime* runtime = nullptr;
   int control_core = -1;
   // File-system bypass (zicio.bypass): map each file's extents once with FIEMAP and read the

@@ -312,12 +312,10 @@ void Reactor::thread_main() {
   started_.store(true, std::memory_order_release);
   started_.notify_all();
   if (ok) {
-    // Wait until every reactor is up, so no message goes to a queue without its consumer.
-    while (runtime_->started_.load(std::memory_order_acquire) >= 0 &&
-           runtime_->started_.load(std::memory_order_acquire) <
-               static_cast<int>(runtime_->size())) {
-      sched_yield();
-    }
+    // Wait until every reactor is up (or one failed), so no message goes to a queue without its
+    // consumer. Asleep: the other reactors are locking their arenas meanwhile, which takes tens
+    // of milliseconds each, and a yield loop would take a core from them on a small machine.
+    runtime_->started_.wait(0, std::memory_order_acquire);
     if (runtime_->started_.load(std::memory_order_acquire) >= 0)
       loop();
   }

@@ -183,6 +183,7 @@ Status Runtime::launch() {
   }
   if (!failure.is_ok()) {
     started_.store(-1, std::memory_order_release);
+    started_.notify_all();
     for (auto& t : pool_->reactor_threads)
       t.join();
     pool_->reactor_threads.clear();
@@ -215,6 +216,7 @@ Status Runtime::launch() {
     pool_->threads.emplace_back([p = pool_.get()] { p->worker(); });
   }
   started_.store(static_cast<int>(n), std::memory_order_release);
+  started_.notify_all();
   SLUICE_LOG(debug, "para: {} partitions on cores {}", n, format_cpu_list(cores_));
   return {};
 }

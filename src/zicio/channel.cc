@@ -140,14 +140,6 @@ constexpr uint64_t kTimerUpdateTag = ~uint64_t{0} - 2;
 // through the file instead (a badly fragmented file gains nothing from the bypass).
 constexpr size_t kMaxPiecesPerChunk = 64;
 
-// Suspends a worker task until the control loop's next pass (Impl::resume_page_waiter).
-struct PageWait {
-  std::coroutine_handle<>* slot;
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) const noexcept { *slot = h; }
-  void await_resume() const noexcept {}
-};
-
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -868,36 +860,44 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
            r->core() == opt_.control_core;
   }
 
-  // wait_get for a worker task on the hosting reactor: it suspends instead of sleeping, and
-  // every pass of the loop resumes it to look again (resume_page_waiter). A deadline other than
-  // "never" keeps the loop's timer armed no later than it, so a pass comes in time.
-  para::Task<Outcome> await_get(Page* out, std::chrono::nanoseconds timeout, bool* timed_out) {
-    *timed_out = false;
+  // next_page for a worker task on the hosting reactor: a look, and when nothing is ready the
+  // task parks its awaiter here; each pass of the loop looks again for it (resume_page_waiter)
+  // and resumes it once it has a page, an end or a failure, or its deadline passed. A deadline
+  // other than "never" keeps the loop's timer armed no later than it.
+  bool begin_page_wait(Channel::NextPage& w) {
     awaiting_worker_ = true;
-    Outcome o = try_get(out);
+    const Outcome o = try_get(&w.page_);
     if (o != Outcome::kNotReady) {
-      awaiting_worker_ = false;
-      co_return o;
+      w.outcome_ = static_cast<int>(o);
+      return true;
     }
-    detail::WorkerMetrics& w = sb_.worker();
-    const int64_t start = clock_.now_ns();
-    const int64_t deadline = timeout.count() < 0 ? INT64_MAX : start + timeout.count();
-    bump(w.waits);
-    int64_t now = start;
-    while (o == Outcome::kNotReady) {
-      if (now >= deadline) {
-        *timed_out = true;
-        break;
-      }
-      if (deadline != INT64_MAX)
-        arm_timer(deadline - now);
-      co_await PageWait{&page_waiter_};
-      o = try_get(out);
-      now = clock_.now_ns();
+    bump(sb_.worker().waits);
+    w.waited_ = true;
+    w.start_ns_ = clock_.now_ns();
+    w.deadline_ns_ = w.timeout_.count() < 0 ? INT64_MAX : w.start_ns_ + w.timeout_.count();
+    if (w.start_ns_ >= w.deadline_ns_) {
+      w.timed_out_ = true;
+      w.outcome_ = static_cast<int>(o);
+      return true;
     }
+    return false;
+  }
+  void park_page_waiter(Channel::NextPage& w) {
+    if (w.deadline_ns_ != INT64_MAX)
+      arm_timer(w.deadline_ns_ - clock_.now_ns());
+    page_waiter_ = &w;
+  }
+  Result<Page> finish_page_wait(Channel::NextPage& w) {
     awaiting_worker_ = false;
-    bump(w.wait_ns, static_cast<uint64_t>(now - start));
-    co_return o;
+    if (w.waited_)
+      bump(sb_.worker().wait_ns, static_cast<uint64_t>(clock_.now_ns() - w.start_ns_));
+    const auto o = static_cast<Outcome>(w.outcome_);
+    if (o == Outcome::kPage)
+      return w.page_;
+    if (w.timed_out_)
+      return deadline_exceeded("no page arrived within " +
+                               std::to_string(w.timeout_.count() / 1000000) + " ms");
+    return outcome_status(o);
   }
 
   Status put(const Page& p) {
@@ -1068,10 +1068,25 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
   // `self` keeps the Impl alive while the task runs (a close on this reactor returns first).
   para::Task<void> reactor_loop(std::shared_ptr<Impl> self);
   void arm_timer(int64_t timeout_ns);
-  // After a pass: a worker task suspended in next_page looks again once the pass is over.
+  // In a pass, after the completions: a worker task parked in next_page looks again, and is
+  // resumed (after the pass) once it has an outcome.
   void resume_page_waiter() {
-    if (page_waiter_)
-      para::local_reactor().schedule(std::exchange(page_waiter_, {}));
+    Channel::NextPage* w = page_waiter_;
+    if (w == nullptr)
+      return;
+    const Outcome o = try_get(&w->page_);
+    if (o == Outcome::kNotReady) {
+      const int64_t now = clock_.now_ns();
+      if (now < w->deadline_ns_) {
+        if (w->deadline_ns_ != INT64_MAX)
+          arm_timer(w->deadline_ns_ - now);
+        return;
+      }
+      w->timed_out_ = true;
+    }
+    w->outcome_ = static_cast<int>(o);
+    page_waiter_ = nullptr;
+    para::local_reactor().schedule(w->waiter_);
   }
 
   oq::OQueue<ChunkEvent>& page_q() { return page_q_; }
@@ -1518,7 +1533,7 @@ class Channel::Impl : public std::enable_shared_from_this<Channel::Impl> {
   // A worker task on the hosting reactor: inside next_page, and suspended there (the loop's
   // passes run on the same thread, so neither needs to be atomic).
   bool awaiting_worker_ = false;
-  std::coroutine_handle<> page_waiter_{};
+  Channel::NextPage* page_waiter_ = nullptr;
   bool teardown_pending_ = false;  // closed on the hosting reactor: the loop frees the rest
 
   // Control side (the loop's thread, plus open/close while it is not running).
@@ -2144,23 +2159,34 @@ Result<Page> Channel::get_page_wait(std::chrono::nanoseconds timeout) {
   return impl_->outcome_status(o);
 }
 
-para::Task<Result<Page>> Channel::next_page(std::chrono::nanoseconds timeout) {
-  if (!impl_ || !impl_->is_open())
-    co_return closed_error();
-  if (!impl_->on_host_reactor())
-    co_return failed_precondition(
+Channel::NextPage Channel::next_page(std::chrono::nanoseconds timeout) {
+  return NextPage(impl_.get(), timeout);
+}
+
+bool Channel::NextPage::await_ready() {
+  if (impl_ == nullptr || !impl_->is_open()) {
+    refused_ = closed_error();
+    return true;
+  }
+  if (!impl_->on_host_reactor()) {
+    refused_ = failed_precondition(
         "zicio next_page must be awaited by a task on the para reactor that hosts the "
         "channel's control loop (options.runtime, options.control_core); elsewhere use "
         "get_page_wait");
-  Page p;
-  bool timed_out = false;
-  const Impl::Outcome o = co_await impl_->await_get(&p, timeout, &timed_out);
-  if (o == Impl::Outcome::kPage)
-    co_return p;
-  if (timed_out)
-    co_return deadline_exceeded("no page arrived within " +
-                                std::to_string(timeout.count() / 1000000) + " ms");
-  co_return impl_->outcome_status(o);
+    return true;
+  }
+  return impl_->begin_page_wait(*this);
+}
+
+void Channel::NextPage::await_suspend(std::coroutine_handle<> h) {
+  waiter_ = h;
+  impl_->park_page_waiter(*this);
+}
+
+Result<Page> Channel::NextPage::await_resume() {
+  if (!refused_.is_ok())
+    return refused_;
+  return impl_->finish_page_wait(*this);
 }
 
 Status Channel::put_page(const Page& page) {

@@ -54,6 +54,7 @@
 #pragma once
 
 #include <chrono>
+#include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -210,13 +211,37 @@ class Channel {
   Result<Page> get_page();
   // The same, waiting up to `timeout` for a page: spins options.spin, then sleeps on a futex.
   Result<Page> get_page_wait(std::chrono::nanoseconds timeout = std::chrono::seconds(30));
+  class Impl;
+  // What next_page returns; await it where it is made (it lives in the awaiting frame and
+  // refers to the channel). A page that is ready costs no allocation and no suspension.
+  class [[nodiscard]] NextPage {
+   public:
+    bool await_ready();
+    void await_suspend(std::coroutine_handle<> h);
+    Result<Page> await_resume();
+
+   private:
+    friend class Channel;
+    friend class Impl;
+    NextPage(Impl* impl, std::chrono::nanoseconds timeout) : impl_(impl), timeout_(timeout) {}
+    Impl* impl_;
+    std::chrono::nanoseconds timeout_;
+    std::coroutine_handle<> waiter_{};
+    Page page_{};
+    Status refused_;  // not awaited on the hosting reactor, or the channel closed
+    int outcome_ = -1;
+    bool waited_ = false;
+    bool timed_out_ = false;
+    int64_t start_ns_ = 0;
+    int64_t deadline_ns_ = 0;
+  };
   // The awaitable form of get_page_wait, for a worker that is itself a task of the para reactor
   // hosting the control loop (options.runtime, options.control_core): while no page is ready
-  // the task is suspended, and the loop's next pass (a completion, a timer) resumes it on the
-  // same core — no futex, no thread of its own, no cross-core wake-up. The reactor runs the
-  // worker's other tasks meanwhile. Codes as get_page_wait; failed precondition when awaited
-  // anywhere but on the hosting reactor.
-  para::Task<Result<Page>> next_page(std::chrono::nanoseconds timeout = std::chrono::seconds(30));
+  // the task is suspended, and the loop's next pass (a completion, a timer) hands it the next
+  // page on the same core — no futex, no thread of its own, no cross-core wake-up. The reactor
+  // runs the worker's other tasks meanwhile. Codes as get_page_wait; failed precondition when
+  // awaited anywhere but on the hosting reactor.
+  NextPage next_page(std::chrono::nanoseconds timeout = std::chrono::seconds(30));
   // Gives a page back. Errors: invalid argument (not a page of this channel, or given back
   // twice).
   Status put_page(const Page& page);
@@ -239,8 +264,6 @@ class Channel {
   oq::OQueue<ChunkEvent>& io_events();
   // The switchboard's memfd (for `sluice zicio stats` in another process, via /proc/PID/fd).
   int switchboard_fd() const;
-
-  class Impl;
 
  private:
   explicit Channel(std::shared_ptr<Impl> impl);

@@ -162,6 +162,9 @@ expect 0 "12 trials" -- "$sluice" tune run "$tmp/tiny.yaml" --budget 12 --search
 expect 0 "10 trials, 10 ok" -- "$sluice" tune run "$tmp/tiny.yaml" --budget 10 --search bayes \
   --study gp
 expect nonzero "no model to explain" -- "$sluice" tune explain gp --model random
+# A shipped real target end to end: every flag value a random draw makes compiles and runs.
+expect 0 "3 trials, 3 ok" -- "$sluice" tune run "$(dirname "$0")/../targets/gcc-dot.yaml" \
+  --budget 3 --search random --study gcc-smoke
 # The starting model is kept with the study: a resume needs no --warm-start, another is refused.
 expect 0 "14 trials" -- "$sluice" tune run "$tmp/tiny.yaml" --budget 14 --search deeptune \
   --study warm

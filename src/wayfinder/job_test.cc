@@ -167,5 +167,10 @@ TEST(JobTest, TheTwoNginxWorkloadsSearchTheSameSpace) {
   ExpectTheSameSearchedSpace("nginx-quick.yaml", "nginx-large.yaml");
 }
 
+// One build space (gcc's flags) under two programs.
+TEST(JobTest, TheTwoGccWorkloadsSearchTheSameSpace) {
+  ExpectTheSameSearchedSpace("gcc-dot.yaml", "gcc-norms.yaml");
+}
+
 }  // namespace
 }  // namespace sluice::wf

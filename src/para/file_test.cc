@@ -11,16 +11,8 @@
 namespace sluice::para {
 namespace {
 
-// Test files live under the build tree (ctest's working directory): /tmp may be tmpfs, which
-// has no O_DIRECT.
-std::string test_path(const char* name) {
-  std::filesystem::path dir = std::filesystem::current_path() / "para_test_files";
-  std::filesystem::create_directories(dir);
-  return (dir / (std::string(name) + "." + std::to_string(getpid()))).string();
-}
-
 PARA_TEST(FileTest, WritesAndReadsBackWithODirect) {
-  const std::string path = test_path("rw");
+  const std::string path = testing::test_file_path("rw");
   Result<File> f = co_await File::open(path, {.write = true, .create = true, .truncate = true});
   if (!f.is_ok()) {
     ADD_FAILURE() << f.status().to_string();
@@ -46,7 +38,7 @@ PARA_TEST(FileTest, WritesAndReadsBackWithODirect) {
 }
 
 PARA_TEST(FileTest, MisalignedDirectReadIsAClearError) {
-  const std::string path = test_path("misaligned");
+  const std::string path = testing::test_file_path("misaligned");
   Result<File> f = co_await File::open(path, {.write = true, .create = true, .truncate = true});
   if (!f.is_ok() || !f->direct()) {
     SUCCEED() << "no O_DIRECT here";  // GTEST_SKIP cannot return from a coroutine
@@ -66,7 +58,7 @@ PARA_TEST(FileTest, OpeningAMissingFileIsNotFound) {
 }
 
 PARA_TEST(FileTest, CancelledTokenFailsReadsAtOnce) {
-  const std::string path = test_path("cancel");
+  const std::string path = testing::test_file_path("cancel");
   Result<File> f = co_await File::open(path, {.write = true, .create = true, .truncate = true});
   if (!f.is_ok()) {
     ADD_FAILURE() << f.status().to_string();
@@ -83,7 +75,7 @@ PARA_TEST(FileTest, CancelledTokenFailsReadsAtOnce) {
 PARA_TEST(FileTest, FilesystemWithoutODirectFallsBackOrFails) {
   // tmpfs refused O_DIRECT before Linux 6.6; the refusal is simulated so the test holds on
   // every kernel.
-  const std::string path = test_path("nodirect");
+  const std::string path = testing::test_file_path("nodirect");
   Result<File> f = co_await File::open(
       path, {.write = true, .create = true, .truncate = true, .simulate_no_direct = true});
   EXPECT_TRUE(f.is_ok()) << f.status().to_string();
@@ -105,7 +97,7 @@ PARA_TEST(FileTest, FilesystemWithoutODirectFallsBackOrFails) {
 // With para.idle=sleep, a reactor with a file read in flight keeps polling for its completion
 // (para.io_spin_us) instead of sleeping and being woken per completion.
 Task<void> read_back_to_back() {
-  const std::string path = test_path("spin");
+  const std::string path = testing::test_file_path("spin");
   Result<File> f = co_await File::open(path, {.write = true, .create = true, .truncate = true});
   if (!f.is_ok()) {
     ADD_FAILURE() << f.status().to_string();

@@ -464,21 +464,32 @@ std::pair<io_uring_sqe*, io_uring_sqe*> Reactor::get_sqe_pair() {
   return {a, b};
 }
 
+namespace {
+// Takes a run of `n` entries of a sparse table for `update` (io_uring's update call for that
+// table, returning < 0 on failure), giving them back when it fails.
+template <typename Update>
+Result<uint32_t> take_entries(std::vector<bool>& used, uint32_t n, int core, const char* table,
+                              Update update) {
+  const uint32_t first = take_run(used, n);
+  if (first == used.size())
+    return resource_exhausted("para core " + std::to_string(core) + ": no " + std::to_string(n) +
+                              " free entries in the ring's " + table + " table");
+  if (const int rc = update(first); rc < 0) {
+    for (uint32_t i = first; i < first + n; ++i)
+      used[i] = false;
+    return errno_status(-rc, std::string("registering ") + table + "s with para core " +
+                                 std::to_string(core) + "'s io_uring");
+  }
+  return first;
+}
+}  // namespace
+
 Result<uint32_t> Reactor::register_buffers(const iovec* iov, uint32_t n) {
   if (!ring_info_.buffer_table)
     return unimplemented("this kernel's io_uring has no sparse buffer table (5.19+)");
-  const uint32_t first = take_run(buffer_used_, n);
-  if (first == buffer_used_.size())
-    return resource_exhausted("para core " + std::to_string(core_) + ": no " + std::to_string(n) +
-                              " free entries in the ring's buffer table");
-  const int rc = io_uring_register_buffers_update_tag(&ring_, first, iov, nullptr, n);
-  if (rc < 0) {
-    for (uint32_t i = first; i < first + n; ++i)
-      buffer_used_[i] = false;
-    return errno_status(
-        -rc, "registering buffers with para core " + std::to_string(core_) + "'s io_uring");
-  }
-  return first;
+  return take_entries(buffer_used_, n, core_, "buffer", [&](uint32_t first) {
+    return io_uring_register_buffers_update_tag(&ring_, first, iov, nullptr, n);
+  });
 }
 
 void Reactor::unregister_buffers(uint32_t first, uint32_t n) {
@@ -493,18 +504,9 @@ void Reactor::unregister_buffers(uint32_t first, uint32_t n) {
 Result<uint32_t> Reactor::register_files(const int* fds, uint32_t n) {
   if (!ring_info_.file_table)
     return unimplemented("this kernel's io_uring has no sparse file table (5.19+)");
-  const uint32_t first = take_run(file_used_, n);
-  if (first == file_used_.size())
-    return resource_exhausted("para core " + std::to_string(core_) + ": no " + std::to_string(n) +
-                              " free entries in the ring's file table");
-  const int rc = io_uring_register_files_update(&ring_, first, fds, n);
-  if (rc < 0) {
-    for (uint32_t i = first; i < first + n; ++i)
-      file_used_[i] = false;
-    return errno_status(
-        -rc, "registering files with para core " + std::to_string(core_) + "'s io_uring");
-  }
-  return first;
+  return take_entries(file_used_, n, core_, "file", [&](uint32_t first) {
+    return io_uring_register_files_update(&ring_, first, fds, n);
+  });
 }
 
 void Reactor::unregister_files(uint32_t first, uint32_t n) {

@@ -16,12 +16,6 @@
 namespace sluice::para {
 namespace {
 
-std::string test_path(const char* name) {
-  std::filesystem::path dir = std::filesystem::current_path() / "para_test_files";
-  std::filesystem::create_directories(dir);
-  return (dir / (std::string(name) + "." + std::to_string(getpid()))).string();
-}
-
 bool write_file(const std::string& path, const void* data, size_t n) {
   const int w = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (w < 0)
@@ -61,7 +55,7 @@ PARA_TEST(RingTablesTest, CallbackReadsIntoRegisteredBuffersAndFilesReturnTheFil
     co_return;
   }
   constexpr size_t kPiece = 32 << 10;
-  const std::string path = test_path("tables");
+  const std::string path = testing::test_file_path("tables");
   std::vector<unsigned char> bytes(2 * kPiece);
   for (size_t i = 0; i < bytes.size(); ++i)
     bytes[i] = static_cast<unsigned char>(i * 131 + 7);
@@ -134,7 +128,7 @@ PARA_TEST(RingTablesTest, AnEmptiedBufferEntryRefusesFixedReads) {
     SUCCEED() << "this kernel has no sparse io_uring tables";
     co_return;
   }
-  const std::string path = test_path("emptied");
+  const std::string path = testing::test_file_path("emptied");
   const std::vector<char> page(4096, 'z');
   if (!write_file(path, page.data(), page.size())) {
     ADD_FAILURE() << "cannot write " << path;

@@ -1,6 +1,10 @@
 #include "sluice/para/testing.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <string>
 
 #include "sluice/common/topology.h"
 
@@ -17,6 +21,12 @@ RuntimeOptions testing_options() {
   o.offload_threads = 1;
   o.shutdown_timeout = std::chrono::milliseconds(5000);
   return o;
+}
+
+std::string test_file_path(const char* name) {
+  const std::filesystem::path dir = std::filesystem::current_path() / "para_test_files";
+  std::filesystem::create_directories(dir);
+  return (dir / (std::string(name) + "." + std::to_string(getpid()))).string();
 }
 
 void run_on_reactor(Task<void> (*body)(), const RuntimeOptions& options) {

@@ -16,12 +16,18 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "sluice/para/runtime.h"
 #include "sluice/para/task.h"
 
 namespace sluice::para::testing {
 
 RuntimeOptions testing_options();
+
+// A path for a test file named `name` (made unique per process) under the build tree, ctest's
+// working directory: /tmp may be tmpfs, which has no O_DIRECT.
+std::string test_file_path(const char* name);
 
 // Starts a runtime with `options`, runs body() on its first core, stops the runtime. Reports a
 // failure (and returns) when the runtime cannot start.

@@ -125,6 +125,8 @@ std::string RingInfo::describe() const {
   add(coop_taskrun, "COOP_TASKRUN");
   s += ", " + (f.empty() ? std::string("no setup flags") : f);
   s += registered_buffers ? ", arena registered" : ", arena not registered";
+  if (!buffer_table || !file_table)
+    s += ", no sparse buffer/file tables";
   return s;
 }
 

@@ -2,6 +2,8 @@
 // of a coroutine (what a zicio channel hosted on a reactor reads with).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "sluice/para/reactor.h"
+#include "sluice/para/runtime.h"
 #include "sluice/para/testing.h"
 
 namespace sluice::para {
@@ -158,6 +161,37 @@ PARA_TEST(RingTablesTest, AnEmptiedBufferEntryRefusesFixedReads) {
   EXPECT_LT(op.res, 0) << "a read through an emptied entry returned " << op.res;
   ::close(fd);
   std::filesystem::remove(path);
+}
+
+// The kernel refuses a file table longer than RLIMIT_NOFILE: a runtime started under a lower
+// limit has no file table, and says so (hosted zicio channels then read on plain descriptors).
+TEST(RingTablesTest, AFileLimitBelowTheTableIsANoteNotAFailure) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the child starts threads after a fork, which ThreadSanitizer does not follow";
+#endif
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    rlimit lim{256, 256};
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+      _exit(10);
+    RuntimeOptions o = testing::testing_options();
+    o.cores.resize(1);
+    Result<std::unique_ptr<Runtime>> rt = Runtime::start(o);
+    if (!rt.is_ok())
+      _exit(11);
+    if ((*rt)->reactor(0).ring_info().file_table)
+      _exit(12);
+    bool noted = false;
+    for (const std::string& n : (*rt)->notes())
+      noted = noted || n.find("no sparse buffer or file table") != std::string::npos;
+    (*rt)->stop();
+    _exit(noted ? 0 : 13);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "child step that failed: " << WEXITSTATUS(status);
 }
 
 }  // namespace

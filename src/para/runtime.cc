@@ -201,6 +201,12 @@ Status Runtime::launch() {
                        " ring: arena not registered with io_uring (locked-memory limit?); "
                        "O_DIRECT reads use plain READ instead of READ_FIXED");
     }
+    if (!r->ring_info().buffer_table || !r->ring_info().file_table) {
+      notes_.push_back("core " + std::to_string(r->core()) +
+                       " ring: no sparse buffer or file table (kernel before 5.19, or "
+                       "RLIMIT_NOFILE below 1024); zicio channels hosted here read with plain "
+                       "READ on unregistered files");
+    }
     if (!r->ring_info().defer_taskrun) {
       notes_.push_back("core " + std::to_string(r->core()) + " ring: " + r->ring_info().describe());
     }
